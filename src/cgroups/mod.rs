@@ -1,0 +1,180 @@
+//! The container's cgroup: one manager over `cgroups-rs` for v1 and v2.
+//!
+//! Paths are always relative to the hierarchy roots: an absolute `cgroupsPath` is used as is,
+//! anything else goes under [`ROOT`]. Never under the caller's own cgroup (see MACHINE.md:
+//! that cgroup belongs to the machine).
+
+mod path;
+mod stats;
+
+use std::path::{Path, PathBuf};
+
+use cgroups_rs::fs::hierarchies;
+use cgroups_rs::manager::{FsManager, Manager};
+use cgroups_rs::FreezerState;
+use oci_spec::runtime::LinuxResources;
+
+pub use path::{container_cgroup_path, ROOT};
+pub use stats::Stats;
+
+use crate::{Error, Result};
+
+/// Which cgroup layout the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    pub fn detect() -> Self {
+        if hierarchies::is_cgroup2_unified_mode() {
+            Self::V2
+        } else {
+            Self::V1
+        }
+    }
+}
+
+/// A container's cgroup, at `path` (like `/lcr/<id>`) in every hierarchy.
+pub struct Cgroup {
+    path: String,
+    version: Version,
+    mgr: FsManager,
+}
+
+impl Cgroup {
+    /// Creates the cgroup (in every v1 hierarchy, or the unified one) and applies `resources`.
+    /// On failure nothing is left behind.
+    pub fn create(path: &str, resources: Option<&LinuxResources>) -> Result<Self> {
+        let rel = path.trim_start_matches('/');
+        let cg =
+            cgroups_rs::fs::Cgroup::new(hierarchies::auto(), rel).map_err(|e| Error::Cgroup {
+                path: path.to_string(),
+                reason: format!("create: {e}"),
+            })?;
+        let me = Self::load(path)?;
+        if let Some(r) = resources {
+            if let Err(e) = me.set(r) {
+                let _ = cg.delete();
+                return Err(e);
+            }
+        }
+        Ok(me)
+    }
+
+    /// The existing cgroup at `path`.
+    pub fn load(path: &str) -> Result<Self> {
+        let rel = path.trim_start_matches('/');
+        let mgr = FsManager::new(rel).map_err(|e| Error::Cgroup {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            path: format!("/{rel}"),
+            version: Version::detect(),
+            mgr,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Cgroup {
+            path: self.path.clone(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+
+    /// Host directory of this cgroup for a v1 controller (`None` on v2: the unified dir).
+    pub fn dir(&self, controller: Option<&str>) -> PathBuf {
+        let root = hierarchies::auto().root();
+        match (self.version, controller) {
+            (Version::V1, Some(c)) => root.join(c).join(self.path.trim_start_matches('/')),
+            _ => root.join(self.path.trim_start_matches('/')),
+        }
+    }
+
+    /// Where the process list is read and written.
+    fn procs_dir(&self) -> PathBuf {
+        match self.version {
+            Version::V1 => self.dir(Some("freezer")),
+            Version::V2 => self.dir(None),
+        }
+    }
+
+    pub fn add(&self, pid: i32) -> Result<()> {
+        let rel = self.path.trim_start_matches('/');
+        let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
+        cg.add_task_by_tgid(cgroups_rs::CgroupPid::from(pid as u64))
+            .map_err(|e| self.err(&format!("add pid {pid}"), e))
+    }
+
+    /// Applies resource limits. On v2, device rules need an eBPF program, which lcr does not
+    /// attach yet: they are skipped with a warning rather than failing every default config.
+    pub fn set(&self, resources: &LinuxResources) -> Result<()> {
+        let mut r = resources.clone();
+        if self.version == Version::V2 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            tracing::warn!(path = %self.path, "cgroup v2: device rules are not enforced");
+            r.set_devices(None);
+        }
+        let mut mgr = self.mgr.clone();
+        mgr.set(&r).map_err(|e| self.err("set resources", e))
+    }
+
+    pub fn freeze(&self) -> Result<()> {
+        self.mgr
+            .freeze(FreezerState::Frozen)
+            .map_err(|e| self.err("freeze", e))
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        self.mgr
+            .freeze(FreezerState::Thawed)
+            .map_err(|e| self.err("thaw", e))
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            Version::V1 => std::fs::read_to_string(self.dir(Some("freezer")).join("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN"),
+            Version::V2 => std::fs::read_to_string(self.dir(None).join("cgroup.freeze"))
+                .is_ok_and(|s| s.trim() == "1"),
+        }
+    }
+
+    /// Processes in the cgroup (thread-group ids).
+    pub fn pids(&self) -> Vec<i32> {
+        read_pids(&self.procs_dir().join("cgroup.procs"))
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats::from(self.mgr.stats())
+    }
+
+    pub fn exists(&self) -> bool {
+        self.procs_dir().exists()
+    }
+
+    /// Removes the cgroup from every hierarchy. The caller makes sure no process is left in it.
+    pub fn destroy(&self) -> Result<()> {
+        let rel = self.path.trim_start_matches('/');
+        let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
+        cg.delete().map_err(|e| self.err("remove", e))
+    }
+}
+
+fn read_pids(file: &Path) -> Vec<i32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}

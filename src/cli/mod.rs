@@ -1,0 +1,114 @@
+//! Command-line definitions (clap) and dispatch; each command lives in its own file.
+
+mod create;
+mod delete;
+mod events;
+mod exec;
+mod features;
+mod kill;
+mod list;
+mod logging;
+mod pause;
+mod ps;
+mod run;
+mod spec;
+mod start;
+mod state;
+mod update;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use lcr::container::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "lcr",
+    version,
+    about = "OCI container runtime with CRIU checkpoint/restore"
+)]
+pub struct Cli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/lcr")]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: logging::Format,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility; lcr manages cgroupfs directly.
+    #[arg(long, global = true, hide = true)]
+    systemd_cgroup: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Spec(spec::Args),
+    Create(create::Args),
+    Start(start::Args),
+    Run(run::Args),
+    Exec(exec::Args),
+    Kill(kill::Args),
+    Delete(delete::Args),
+    State(state::Args),
+    List(list::Args),
+    Ps(ps::Args),
+    Pause(pause::Args),
+    Resume(pause::ResumeArgs),
+    Update(update::Args),
+    Events(events::Args),
+    Features(features::Args),
+}
+
+/// Runs the command; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    let store = Store::new(&cli.root);
+    let r = match cli.command {
+        Command::Spec(a) => spec::run(a),
+        Command::Create(a) => create::run(&store, a),
+        Command::Start(a) => start::run(&store, a),
+        Command::Run(a) => run::run(&store, a),
+        Command::Exec(a) => exec::run(&store, a),
+        Command::Kill(a) => kill::run(&store, a),
+        Command::Delete(a) => delete::run(&store, a),
+        Command::State(a) => state::run(&store, a),
+        Command::List(a) => list::run(&store, a),
+        Command::Ps(a) => ps::run(&store, a),
+        Command::Pause(a) => pause::run(&store, a),
+        Command::Resume(a) => pause::run_resume(&store, a),
+        Command::Update(a) => update::run(&store, a),
+        Command::Events(a) => events::run(&store, a),
+        Command::Features(a) => features::run(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("{msg}");
+            if cli.log.is_some() {
+                eprintln!("lcr: {msg}");
+            }
+            1
+        }
+    }
+}
+
+/// `ID` is the container id in every command that takes one.
+#[derive(clap::Args)]
+pub struct IdArg {
+    /// Container id.
+    pub id: String,
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}

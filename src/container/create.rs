@@ -1,0 +1,222 @@
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{mkfifo, Pid};
+
+use super::{write_atomic, Container, State, Status, Store, CONFIG_FILE, FIFO_FILE, STATE_FILE};
+use crate::cgroups::{container_cgroup_path, Cgroup};
+use crate::error::Context;
+use crate::hooks::{self, Kind};
+use crate::process::init::{self, InitContext};
+use crate::process::namespaces::Plan;
+use crate::process::sync::Msg;
+use crate::process::{become_subreaper, console, procfs, spawn, write_id_maps};
+use crate::spec::Bundle;
+use crate::{Error, Result};
+
+/// Options of `lcr create` (and the create half of `lcr run`).
+#[derive(Default)]
+pub struct CreateOpts {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// A console socket already connected (foreground `lcr run` with a terminal).
+    pub console_fd: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Undoes a half-made container when dropped armed: kills the init, removes the cgroup and
+/// the state directory, so a failed create leaves nothing behind.
+struct Rollback {
+    dir: PathBuf,
+    cgroup: Option<Cgroup>,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            // We are the subreaper: the init is (or becomes) our child.
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            for p in cg.pids() {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+            for _ in 0..200 {
+                if cg.pids().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if let Err(e) = cg.destroy() {
+                tracing::warn!(error = %e, "rollback: cgroup not removed");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Creates container `id` from a bundle: its init is left blocked until `start`.
+pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container> {
+    super::validate_id(id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let spec = &bundle.spec;
+    let process = spec.process().as_ref().ok_or_else(|| Error::Config {
+        file: bundle.dir.join("config.json"),
+        field: "process".into(),
+        reason: "missing".into(),
+    })?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && opts.console_fd.is_none() {
+        return Err(Error::Config {
+            file: bundle.dir.join("config.json"),
+            field: "process.terminal".into(),
+            reason: "is true: --console-socket is required (or run in the foreground)".into(),
+        });
+    }
+    let linux = spec.linux().as_ref();
+    let namespaces = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let plan = Plan::from_spec(&namespaces)?;
+    let console: Option<OwnedFd> = match (&opts.console_socket, opts.console_fd.take()) {
+        (_, Some(fd)) => Some(fd),
+        (Some(p), None) if terminal => Some(console::connect(p)?.into()),
+        _ => None,
+    };
+
+    let (dir, lock) = store.create(id)?;
+    let mut rb = Rollback {
+        dir: dir.clone(),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    write_atomic(
+        &dir.join(CONFIG_FILE),
+        &serde_json::to_vec_pretty(spec).map_err(|e| Error::Other {
+            context: "encode config".into(),
+            reason: e.to_string(),
+        })?,
+    )?;
+    let fifo = dir.join(FIFO_FILE);
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
+
+    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+    let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
+    rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
+    become_subreaper()?;
+
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        cgroup_path: cgroup_path.clone(),
+        owner: "root".into(),
+        restored_from: None,
+    };
+    let ctx = InitContext {
+        id,
+        spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        fifo: &fifo,
+        cgroup_path: &cgroup_path,
+        console: console.as_ref().map(|c| c.as_fd()),
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        state_json: serde_json::to_string(&state.oci(Status::Creating)).unwrap_or_default(),
+    };
+    let new_keyring = !opts.no_new_keyring;
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    let spawned = spawn(
+        &plan,
+        |stage| {
+            cgroup.add(stage)?;
+            if plan.new_user {
+                write_id_maps(stage, &uid_maps, &gid_maps)?;
+            }
+            Ok(())
+        },
+        |ch| {
+            if new_keyring {
+                join_session_keyring(id);
+            }
+            init::run(ch, &ctx)
+        },
+    )?;
+    rb.pid = Some(spawned.pid);
+    state.pid = spawned.pid;
+    state.init_start_time = procfs::start_time(spawned.pid).unwrap_or(0);
+
+    crate::process::sync_expect(&spawned.ch, Msg::NeedHooks)?;
+    let creating = serde_json::to_string(&state.oci(Status::Created)).unwrap_or_default();
+    hooks::run(Kind::Prestart, spec.hooks().as_ref(), &creating)?;
+    hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &creating)?;
+    spawned.ch.send(&Msg::HooksDone)?;
+    crate::process::sync_expect(&spawned.ch, Msg::Created)?;
+
+    state.status = Status::Created;
+    write_atomic(
+        &dir.join(STATE_FILE),
+        &serde_json::to_vec_pretty(&state).map_err(|e| Error::Other {
+            context: "encode state".into(),
+            reason: e.to_string(),
+        })?,
+    )?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, spawned.pid)?;
+    }
+    rb.armed = false;
+    Ok(Container {
+        state,
+        spec: bundle.spec.clone(),
+        dir,
+        _lock: lock,
+    })
+}
+
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path).ctx(|| format!("pid file {}", path.display()))?;
+    write_atomic(&path, pid.to_string().as_bytes())
+}
+
+/// A session keyring of the container's own, so it does not share the caller's keys.
+fn join_session_keyring(id: &str) {
+    let name = std::ffi::CString::new(format!("_ses.{}", id)).unwrap_or_default();
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) reads a NUL-terminated string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            name.as_ptr(),
+        )
+    };
+    if r < 0 {
+        tracing::debug!(
+            "no new session keyring: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,60 @@
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{Container, Status};
+use crate::error::Context;
+use crate::hooks::{self, Kind};
+use crate::process::procfs;
+use crate::{Error, Result};
+
+/// Removes a container: a stopped or created one, or with `force` a running or paused one
+/// (killed first). Its processes, cgroup and state directory are all gone afterwards.
+pub fn delete(c: Container, force: bool) -> Result<()> {
+    let status = c.status();
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(Error::BadState {
+            id: c.id().to_string(),
+            status,
+            action: "delete (use --force)",
+        });
+    }
+    let state_json = c.oci_state_json();
+    let cgroup = c.cgroup().ok().filter(|g| g.exists());
+    if let Some(cg) = &cgroup {
+        if cg.is_frozen() {
+            cg.thaw()?;
+        }
+        for p in cg.pids() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+    }
+    if procfs::is_alive(c.state.pid, c.state.init_start_time) {
+        let _ = kill(Pid::from_raw(c.state.pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let init_gone = !procfs::is_alive(c.state.pid, c.state.init_start_time);
+        let empty = cgroup.as_ref().is_none_or(|g| g.pids().is_empty());
+        if init_gone && empty {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Other {
+                context: format!("delete {}", c.id()),
+                reason: "processes did not exit within 10 s".into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(cg) = &cgroup {
+        cg.destroy()?;
+    }
+    if status != Status::Created || force {
+        if let Err(e) = hooks::run(Kind::Poststop, c.spec.hooks().as_ref(), &state_json) {
+            tracing::warn!(error = %e, "poststop hook failed");
+        }
+    }
+    std::fs::remove_dir_all(c.dir()).ctx(|| format!("remove {}", c.dir().display()))
+}

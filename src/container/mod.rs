@@ -1,0 +1,132 @@
+//! A container as lcr keeps it: `state.json` and a copy of its config in `--root/<id>/`,
+//! a lock held while a command works on it, and one file per operation.
+
+mod create;
+mod delete;
+mod exec;
+mod kill;
+mod pause;
+mod start;
+mod state;
+mod store;
+mod update;
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+pub use create::{create, CreateOpts};
+pub use delete::delete;
+pub use exec::{exec, ExecOpts};
+pub use kill::{kill, parse_signal};
+pub use pause::{pause, resume};
+pub use start::start;
+pub use state::{Action, OciState, State, Status};
+pub use store::{validate_id, write_atomic, Lock, Store, MAX_ID_LEN};
+pub use update::update;
+
+use crate::cgroups::Cgroup;
+use crate::process::procfs;
+use crate::{Error, Result};
+
+pub(crate) const STATE_FILE: &str = "state.json";
+pub(crate) const CONFIG_FILE: &str = "config.json";
+pub(crate) const FIFO_FILE: &str = "exec.fifo";
+
+/// A loaded, locked container.
+pub struct Container {
+    pub state: State,
+    pub spec: Spec,
+    dir: PathBuf,
+    _lock: Lock,
+}
+
+impl Container {
+    /// Locks and reads container `id`.
+    pub fn load(store: &Store, id: &str) -> Result<Self> {
+        let lock = store.lock(id)?;
+        let dir = store.dir(id);
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
+                _ => Error::Io {
+                    context: format!("read {}", dir.join(name).display()),
+                    source: e,
+                },
+            })
+        };
+        let state: State = serde_json::from_str(&read(STATE_FILE)?).map_err(|e| Error::Config {
+            file: dir.join(STATE_FILE),
+            field: "(document)".into(),
+            reason: e.to_string(),
+        })?;
+        let spec = crate::spec::parse_config_text(&dir.join(CONFIG_FILE), &read(CONFIG_FILE)?)?;
+        Ok(Self {
+            state,
+            spec,
+            dir,
+            _lock: lock,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The live status: derived from the init process (pid and start time), the exec fifo
+    /// and the freezer, with the recorded status as the starting point.
+    pub fn status(&self) -> Status {
+        if !procfs::is_alive(self.state.pid, self.state.init_start_time) {
+            return Status::Stopped;
+        }
+        match self.state.status {
+            Status::Created if self.dir.join(FIFO_FILE).exists() => Status::Created,
+            Status::Created => Status::Running,
+            Status::Paused => {
+                if self.cgroup().map(|c| c.is_frozen()).unwrap_or(false) {
+                    Status::Paused
+                } else {
+                    Status::Running
+                }
+            }
+            Status::Running if self.cgroup().map(|c| c.is_frozen()).unwrap_or(false) => {
+                Status::Paused
+            }
+            s => s,
+        }
+    }
+
+    pub fn cgroup(&self) -> Result<Cgroup> {
+        Cgroup::load(&self.state.cgroup_path)
+    }
+
+    /// The OCI state JSON with the live status (what `lcr state` prints and hooks read).
+    pub fn oci_state_json(&self) -> String {
+        serde_json::to_string(&self.state.oci(self.status())).unwrap_or_default()
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let data = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Other {
+            context: "encode state".into(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&self.dir.join(STATE_FILE), &data)
+    }
+
+    pub fn save_spec(&self) -> Result<()> {
+        let data = serde_json::to_vec_pretty(&self.spec).map_err(|e| Error::Other {
+            context: "encode config".into(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&self.dir.join(CONFIG_FILE), &data)
+    }
+
+    /// Processes of the container (from its cgroup).
+    pub fn pids(&self) -> Vec<i32> {
+        self.cgroup().map(|c| c.pids()).unwrap_or_default()
+    }
+}

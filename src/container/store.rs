@@ -1,0 +1,188 @@
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// Longest container id accepted (a file name must hold it).
+pub const MAX_ID_LEN: usize = 255;
+
+/// Container ids: letters, digits and `_ + - .`, not `.` or `..`, at most 255 bytes.
+pub fn validate_id(id: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidId {
+            id: id.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return bad("longer than 255 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("not a name");
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_+-.".contains(*c)))
+    {
+        return bad(&format!(
+            "character {c:?} not allowed (use letters, digits, _ + - .)"
+        ));
+    }
+    Ok(())
+}
+
+/// The directory that holds one subdirectory per container (`--root`, default /run/lcr).
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An exclusive lock on one container, held while a command works on it.
+pub struct Lock(#[allow(dead_code)] Flock<fs::File>);
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Makes the directory of a new container and locks it; fails if the id is taken.
+    pub fn create(&self, id: &str) -> Result<(PathBuf, Lock)> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .ctx(|| format!("create state root {}", self.root.display()))?;
+        let dir = self.dir(id);
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("create {}", dir.display())),
+        }
+        match self.lock(id) {
+            Ok(l) => Ok((dir, l)),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Locks an existing container's directory.
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
+                _ => Error::Io {
+                    context: format!("lock {}", dir.display()),
+                    source: e,
+                },
+            })?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map(Lock)
+            .map_err(|(_, e)| Error::Sys {
+                context: format!("lock {}", dir.display()),
+                source: e,
+            })
+    }
+
+    /// Ids of all containers, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(e).ctx(|| format!("read {}", self.root.display())),
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().join("state.json").exists() && validate_id(&name).is_ok() {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .ctx(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        for good in ["a", "web-1", "x_y.z+2", &"a".repeat(255)] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("..", "not a name"),
+            (".", "not a name"),
+            ("a/b", "'/'"),
+            ("a b", "' '"),
+            (&"a".repeat(256), "longer"),
+        ] {
+            let e = validate_id(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn create_refuses_duplicates_and_lists() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path().join("root"));
+        let (dir, _l) = s.create("one").unwrap();
+        fs::write(dir.join("state.json"), "{}").unwrap();
+        assert!(matches!(s.create("one"), Err(Error::Exists(_))));
+        assert!(matches!(s.lock("two"), Err(Error::NotFound(_))));
+        assert_eq!(s.ids().unwrap(), vec!["one".to_string()]);
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.json");
+        write_atomic(&p, b"1").unwrap();
+        write_atomic(&p, b"2").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "2");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,17 @@
+//! lcr: an OCI container runtime with CRIU checkpoint, restore and migration.
+//!
+//! The library holds everything but argument parsing: [`spec`] reads bundles, [`container`]
+//! runs the lifecycle, [`process`] forks and sets up the container's processes, [`rootfs`],
+//! [`cgroups`] and [`security`] apply the config, [`hooks`] runs OCI hooks.
+
+pub mod cgroups;
+pub mod container;
+mod error;
+pub mod features;
+pub mod hooks;
+pub mod process;
+pub mod rootfs;
+pub mod security;
+pub mod spec;
+
+pub use error::{Context, Error, Result};

@@ -1,0 +1,188 @@
+//! The container's init: runs in the new namespaces, builds the root filesystem, reports
+//! `Created`, blocks on the exec fifo until `lcr start`, then becomes the user's process.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{sethostname, setresgid, setresuid, setsid, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::console;
+use super::sync::{Channel, Msg};
+use crate::error::Context;
+use crate::hooks::{self, Kind};
+use crate::rootfs;
+use crate::{Error, Result};
+
+/// What the init needs to know; it lives in the parent's memory, copied by fork.
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub fifo: &'a Path,
+    pub cgroup_path: &'a str,
+    /// A connected console socket, when the process has a terminal.
+    pub console: Option<BorrowedFd<'a>>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    /// The OCI state JSON (status `creating`) for the createContainer/startContainer hooks.
+    pub state_json: String,
+}
+
+fn has_new_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t && n.path().is_none()))
+}
+
+pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
+    let spec = ctx.spec;
+    let linux = spec.linux().as_ref();
+    setsid().ctx(|| "setsid".into())?;
+    if has_new_ns(spec, LinuxNamespaceType::User) {
+        // Become the namespace's root so that the set-up below is allowed.
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .ctx(|| "setgid 0 in user namespace".into())?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .ctx(|| "setuid 0 in user namespace".into())?;
+    }
+    let new_mnt = has_new_ns(spec, LinuxNamespaceType::Mount);
+    if new_mnt {
+        rootfs::prepare_root(
+            ctx.rootfs,
+            linux.and_then(|l| l.rootfs_propagation().as_deref()),
+        )?;
+        rootfs::mount_all(
+            ctx.rootfs,
+            ctx.bundle,
+            spec.mounts().as_deref().unwrap_or_default(),
+            ctx.cgroup_path,
+        )?;
+        let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+        rootfs::create_devices(
+            ctx.rootfs,
+            &devices,
+            has_new_ns(spec, LinuxNamespaceType::User),
+        )?;
+        rootfs::create_dev_symlinks(ctx.rootfs)?;
+    }
+    // The fifo's host path is gone after pivot_root: hold it by an O_PATH fd.
+    let fifo = open(ctx.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", ctx.fifo.display()))?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sethostname(h).ctx(|| format!("hostname {h}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        std::fs::write("/proc/sys/kernel/domainname", d).ctx(|| format!("domainname {d}"))?;
+    }
+    ch.send(&Msg::NeedHooks)?;
+    super::spawn::expect_msg(ch, Msg::HooksDone)?;
+    hooks::run(
+        Kind::CreateContainer,
+        spec.hooks().as_ref(),
+        &ctx.state_json,
+    )?;
+    if new_mnt {
+        if ctx.no_pivot {
+            rootfs::no_pivot(ctx.rootfs)?;
+        } else {
+            rootfs::enter_root(ctx.rootfs)?;
+        }
+    }
+    let process = spec.process().as_ref().ok_or_else(|| Error::Init {
+        id: ctx.id.into(),
+        reason: "config has no process".into(),
+    })?;
+    if process.terminal().unwrap_or(false) {
+        let sock = ctx.console.ok_or_else(|| Error::Init {
+            id: ctx.id.into(),
+            reason: "process.terminal is true but there is no console socket".into(),
+        })?;
+        setup_terminal(sock)?;
+    }
+    if let Some(l) = linux {
+        if new_mnt {
+            rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or_default())?;
+            rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or_default())?;
+        }
+        for (k, v) in l.sysctl().iter().flatten() {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v).ctx(|| format!("linux.sysctl {k}={v}"))?;
+        }
+    }
+    if new_mnt
+        && spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+    {
+        rootfs::remount_root_readonly()?;
+    }
+    ch.send(&Msg::Created)?;
+    wait_for_start(fifo.as_fd())?;
+    hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &ctx.state_json)?;
+    super::exec_process(process, linux, ctx.preserve_fds)
+}
+
+/// Blocks until `lcr start` opens the fifo for reading, then tells it we are going.
+fn wait_for_start(fifo: BorrowedFd<'_>) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .ctx(|| "open exec fifo (is /proc mounted in the container?)".into())?;
+    f.write_all(b"0").ctx(|| "write exec fifo".into())
+}
+
+/// A new pty in the container's devpts: master to the console socket, slave as the
+/// controlling terminal, stdio, and /dev/console.
+pub(crate) fn setup_terminal(sock: BorrowedFd<'_>) -> Result<()> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .ctx(|| "open /dev/ptmx".into())?;
+    grantpt(&master).ctx(|| "grantpt".into())?;
+    unlockpt(&master).ctx(|| "unlockpt".into())?;
+    let name = ptsname_r(&master).ctx(|| "ptsname".into())?;
+    let slave: OwnedFd = open(
+        Path::new(&name),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {name}"))?;
+    if Path::new("/dev").is_dir() {
+        let console = Path::new("/dev/console");
+        if !console.exists() {
+            let _ = std::fs::File::create(console);
+        }
+        mount(
+            Some(name.as_str()),
+            console,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {name} on /dev/console"))?;
+    }
+    console::send_master(sock, &name, master.as_raw_fd())?;
+    drop(master);
+    // SAFETY: TIOCSCTTY on our own new session's terminal; integer argument.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "TIOCSCTTY".into());
+    }
+    for fd in 0..3 as RawFd {
+        // SAFETY: dup2 onto the stdio numbers, which this process owns.
+        if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("dup2 terminal to fd {fd}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! Creating the container's processes.
+//!
+//! lcr forks, it does not re-exec itself: the CLI is single-threaded, so after `fork` the
+//! child may allocate and run ordinary Rust until it calls `execve`. Two forks are needed:
+//! stage one enters the user namespace, is put in the cgroup by the parent, unshares the
+//! other namespaces and forks the process that becomes pid 1 in the new pid namespace.
+//! Children never return into the caller's code: they end in `exec` or `_exit`, so the
+//! parent's guards (state dir, cgroup) never run twice.
+
+pub mod console;
+mod finalize;
+pub mod init;
+pub mod namespaces;
+pub mod procfs;
+mod spawn;
+pub mod sync;
+mod wait;
+
+pub use finalize::{exec_process, find_executable};
+pub use spawn::{expect_msg as sync_expect, spawn, write_id_maps, Spawned};
+pub use wait::{become_subreaper, wait_forwarding, Exit};

@@ -1,0 +1,145 @@
+use std::convert::Infallible;
+
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::LinuxIdMapping;
+
+use super::namespaces::Plan;
+use super::sync::{Channel, Msg};
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// A process started by [`spawn`], with the channel to it.
+pub struct Spawned {
+    pub pid: i32,
+    pub ch: Channel,
+}
+
+/// Forks stage one, which enters `plan`'s namespaces and forks `child`.
+///
+/// `on_stage_ready` runs in the parent once stage one is in its user namespace and before it
+/// unshares the rest: the moment to write id maps and join the cgroup.
+pub fn spawn(
+    plan: &Plan,
+    on_stage_ready: impl FnOnce(i32) -> Result<()>,
+    child: impl FnOnce(&Channel) -> Result<Infallible>,
+) -> Result<Spawned> {
+    let (parent_ch, child_ch) = Channel::pair()?;
+    // SAFETY: lcr is single-threaded when it forks (no runtime, no helper threads), so the
+    // child may allocate; it never returns from `stage_one`.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(parent_ch);
+            stage_one(child_ch, plan, child)
+        }
+        ForkResult::Parent { child: stage } => {
+            drop(child_ch);
+            let r = handshake(&parent_ch, stage.as_raw(), on_stage_ready);
+            drop_stage(stage);
+            r.map(|pid| Spawned { pid, ch: parent_ch })
+        }
+    }
+}
+
+fn handshake(ch: &Channel, stage: i32, on_ready: impl FnOnce(i32) -> Result<()>) -> Result<i32> {
+    expect_msg(ch, Msg::StageReady)?;
+    on_ready(stage)?;
+    ch.send(&Msg::Go)?;
+    match ch.recv()? {
+        Some(Msg::Child(pid)) => Ok(pid),
+        Some(Msg::Failed(e)) => Err(child_error(e)),
+        other => Err(child_error(format!("unexpected message {other:?}"))),
+    }
+}
+
+fn drop_stage(stage: Pid) {
+    let _ = waitpid(stage, None);
+}
+
+pub fn expect_msg(ch: &Channel, want: Msg) -> Result<()> {
+    match ch.recv()? {
+        Some(m) if m == want => Ok(()),
+        Some(Msg::Failed(e)) => Err(child_error(e)),
+        Some(other) => Err(child_error(format!("expected {want:?}, got {other:?}"))),
+        None => Err(child_error("the child exited without a word".into())),
+    }
+}
+
+fn child_error(reason: String) -> Error {
+    Error::Other {
+        context: "container process".into(),
+        reason,
+    }
+}
+
+fn stage_one(ch: Channel, plan: &Plan, child: impl FnOnce(&Channel) -> Result<Infallible>) -> ! {
+    let r = (|| -> Result<i32> {
+        plan.enter_user()?;
+        ch.send(&Msg::StageReady)?;
+        match ch.recv()? {
+            Some(Msg::Go) => {}
+            _ => return Err(child_error("parent gave up".into())),
+        }
+        plan.enter_rest()?;
+        // SAFETY: still single-threaded; the child ends in exec or _exit.
+        match unsafe { fork() }.ctx(|| "fork".into())? {
+            ForkResult::Child => child_main(&ch, child),
+            ForkResult::Parent { child } => Ok(child.as_raw()),
+        }
+    })();
+    match r {
+        Ok(pid) => {
+            let _ = ch.send(&Msg::Child(pid));
+            exit(0)
+        }
+        Err(e) => {
+            let _ = ch.send(&Msg::Failed(e.to_string()));
+            exit(1)
+        }
+    }
+}
+
+/// Runs `f` in a forked child: reports its error (or panic) on `ch`, never returns.
+pub(crate) fn child_main(ch: &Channel, f: impl FnOnce(&Channel) -> Result<Infallible>) -> ! {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ch)));
+    let msg = match r {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e.to_string(),
+        Err(p) => format!(
+            "panic: {}",
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        ),
+    };
+    if ch.send(&Msg::Failed(msg.clone())).is_err() {
+        // Nobody listens any more (after `Created`): the container's stderr is all we have.
+        eprintln!("lcr: {msg}");
+    }
+    exit(1)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the forked child without running the parent's destructors or atexit
+    // handlers, which belong to the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes a user namespace's uid and gid maps from the parent side.
+pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
+    let fmt = |m: &[LinuxIdMapping]| {
+        m.iter()
+            .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+            .collect::<String>()
+    };
+    if !uids.is_empty() {
+        std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids))
+            .ctx(|| format!("write uid_map {:?}", fmt(uids)))?;
+    }
+    if !gids.is_empty() {
+        std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids))
+            .ctx(|| format!("write gid_map {:?}", fmt(gids)))?;
+    }
+    Ok(())
+}

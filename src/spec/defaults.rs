@@ -1,0 +1,19 @@
+use oci_spec::runtime::{ProcessBuilder, Spec};
+
+/// The config `lcr spec` writes: oci-spec's defaults (the same as `runc spec`: busybox-friendly
+/// mounts, masked paths, pid/net/ipc/uts/mount namespaces, a small capability set) with a
+/// terminal, as runc does, unless `terminal` is false.
+pub fn default_spec(terminal: bool) -> Spec {
+    let mut spec = Spec::default();
+    let process = spec.process().clone().unwrap_or_else(|| {
+        ProcessBuilder::default()
+            .build()
+            .expect("an empty process builds")
+    });
+    let mut process = process;
+    process.set_terminal(Some(terminal));
+    process.set_args(Some(vec!["sh".to_string()]));
+    spec.set_process(Some(process));
+    spec.set_hostname(Some("lcr".to_string()));
+    spec
+}

@@ -1,0 +1,66 @@
+//! OCI bundles: config.json parsed with `oci-spec`, then checked for what lcr needs.
+
+mod defaults;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use defaults::default_spec;
+use oci_spec::runtime::Spec;
+
+use crate::{Error, Result};
+
+/// A bundle directory with its parsed and checked config.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    /// The root filesystem, absolute.
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    /// Loads `dir/config.json`. Errors name the bundle, the file and the offending field.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let dir = std::path::absolute(dir).map_err(|e| Error::Bundle {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if !dir.is_dir() {
+            return Err(Error::Bundle {
+                path: dir,
+                reason: "no such directory".into(),
+            });
+        }
+        let file = dir.join("config.json");
+        let spec = parse_config(&file)?;
+        let rootfs = validate::check(&file, &dir, &spec)?;
+        Ok(Self { dir, spec, rootfs })
+    }
+}
+
+/// Parses a config.json; serde's path to the failing field is kept in the error.
+pub fn parse_config(file: &Path) -> Result<Spec> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::Config {
+        file: file.to_path_buf(),
+        field: "(file)".into(),
+        reason: e.to_string(),
+    })?;
+    parse_config_text(file, &text)
+}
+
+pub(crate) fn parse_config_text(file: &Path, text: &str) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        Error::Config {
+            file: file.to_path_buf(),
+            field: if field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
+            reason: e.inner().to_string(),
+        }
+    })
+}
