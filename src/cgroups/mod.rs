@@ -4,6 +4,7 @@
 //! anything else goes under [`ROOT`]. Never under the caller's own cgroup (see MACHINE.md:
 //! that cgroup belongs to the machine).
 
+mod devices;
 mod path;
 mod stats;
 
@@ -124,6 +125,9 @@ impl Cgroup {
         if self.version == Version::V2 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             tracing::warn!(path = %self.path, "cgroup v2: device rules are not enforced");
             r.set_devices(None);
+        }
+        if let Some(d) = r.devices().clone() {
+            r.set_devices(Some(devices::effective_device_rules(&d)));
         }
         let mut mgr = self.mgr.clone();
         mgr.set(&r).map_err(|e| self.err("set resources", e))

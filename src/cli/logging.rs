@@ -29,6 +29,10 @@ pub fn init(log: Option<&Path>, format: Format, debug: bool) {
             .with_writer(std::sync::Mutex::new(f))
             .init(),
         (None, Format::Json) => builder.json().with_writer(std::io::stderr).init(),
-        (None, Format::Text) => builder.with_writer(std::io::stderr).init(),
+        (None, Format::Text) => {
+            use std::io::IsTerminal;
+            let ansi = std::io::stderr().is_terminal();
+            builder.with_ansi(ansi).with_writer(std::io::stderr).init()
+        }
     }
 }

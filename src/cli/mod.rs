@@ -92,10 +92,11 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
-            tracing::error!("{msg}");
+            // The log (json for podman/conmon) gets it too; stderr gets one plain line.
             if cli.log.is_some() {
-                eprintln!("lcr: {msg}");
+                tracing::error!("{msg}");
             }
+            eprintln!("lcr: {msg}");
             1
         }
     }

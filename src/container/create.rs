@@ -141,7 +141,6 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
         console: console.as_ref().map(|c| c.as_fd()),
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
-        state_json: serde_json::to_string(&state.oci(Status::Creating)).unwrap_or_default(),
     };
     let new_keyring = !opts.no_new_keyring;
     let uid_maps = linux
@@ -174,7 +173,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     let creating = serde_json::to_string(&state.oci(Status::Created)).unwrap_or_default();
     hooks::run(Kind::Prestart, spec.hooks().as_ref(), &creating)?;
     hooks::run(Kind::CreateRuntime, spec.hooks().as_ref(), &creating)?;
-    spawned.ch.send(&Msg::HooksDone)?;
+    spawned.ch.send(&Msg::HooksDone(creating))?;
     crate::process::sync_expect(&spawned.ch, Msg::Created)?;
 
     state.status = Status::Created;

@@ -8,7 +8,8 @@ use oci_spec::runtime::{Linux, Process};
 
 use crate::error::Context;
 use crate::security::{
-    apply_capabilities, apply_rlimits, apply_user, build_filter, load_filter, set_no_new_privs,
+    apply_capabilities, apply_rlimits, apply_user, build_filter, drop_bounding, load_filter,
+    set_no_new_privs,
 };
 use crate::{Error, Result};
 
@@ -36,6 +37,9 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
     if let (Some(f), false) = (&filter, nnp) {
         load_filter(f)?;
     }
+    if let Some(c) = p.capabilities() {
+        drop_bounding(c)?;
+    }
     apply_user(p.user())?;
     if let Some(c) = p.capabilities() {
         apply_capabilities(c)?;
@@ -47,12 +51,7 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
     if let (Some(f), true) = (&filter, nnp) {
         load_filter(f)?;
     }
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH)
-        .to_string();
-    let exe = find_executable(&args[0], &path_var)?;
+    let exe = resolve_executable(p)?;
     close_fds_from(3 + preserve_fds as i32);
     let cstr = |s: &str| {
         CString::new(s).map_err(|_| Error::Value {
@@ -69,6 +68,23 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
         reason: "contains a NUL byte".into(),
     })?;
     Err(execve(&exe_c, &argv, &envp).unwrap_err()).ctx(|| format!("exec {}", exe.display()))
+}
+
+/// The file `process.args[0]` names, looked up with the process's own `PATH`.
+pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
+    let args = p.args().as_deref().unwrap_or_default();
+    let name = args.first().ok_or_else(|| Error::Value {
+        what: "process.args".into(),
+        value: String::new(),
+        reason: "empty".into(),
+    })?;
+    let path_var = p
+        .env()
+        .iter()
+        .flatten()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    find_executable(name, path_var)
 }
 
 /// Looks `name` up like execvp: as a path when it has a `/`, else in each `PATH` directory.

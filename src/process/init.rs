@@ -31,8 +31,6 @@ pub struct InitContext<'a> {
     pub console: Option<BorrowedFd<'a>>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
-    /// The OCI state JSON (status `creating`) for the createContainer/startContainer hooks.
-    pub state_json: String,
 }
 
 fn has_new_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
@@ -83,12 +81,16 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
         std::fs::write("/proc/sys/kernel/domainname", d).ctx(|| format!("domainname {d}"))?;
     }
     ch.send(&Msg::NeedHooks)?;
-    super::spawn::expect_msg(ch, Msg::HooksDone)?;
-    hooks::run(
-        Kind::CreateContainer,
-        spec.hooks().as_ref(),
-        &ctx.state_json,
-    )?;
+    let state_json = match ch.recv()? {
+        Some(Msg::HooksDone(s)) => s,
+        other => {
+            return Err(Error::Init {
+                id: ctx.id.into(),
+                reason: format!("expected HooksDone, got {other:?}"),
+            })
+        }
+    };
+    hooks::run(Kind::CreateContainer, spec.hooks().as_ref(), &state_json)?;
     if new_mnt {
         if ctx.no_pivot {
             rootfs::no_pivot(ctx.rootfs)?;
@@ -126,9 +128,11 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     {
         rootfs::remount_root_readonly()?;
     }
+    // Fail `create` (as runc does) rather than `start` when there is nothing to run.
+    super::resolve_executable(process)?;
     ch.send(&Msg::Created)?;
     wait_for_start(fifo.as_fd())?;
-    hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &ctx.state_json)?;
+    hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &state_json)?;
     super::exec_process(process, linux, ctx.preserve_fds)
 }
 

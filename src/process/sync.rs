@@ -18,7 +18,9 @@ pub enum Msg {
     Child(i32),
     /// The init has its mounts and waits for the prestart/createRuntime hooks.
     NeedHooks,
-    HooksDone,
+    /// The runtime hooks ran; carries the OCI state (with the init's host pid) for the hooks
+    /// the init runs itself.
+    HooksDone(String),
     /// The init is set up and blocks on the exec fifo.
     Created,
     /// Something failed in the child; the text says what.

@@ -7,7 +7,7 @@ use oci_spec::runtime::LinuxCapabilities;
 use super::spec_name;
 use crate::{Error, Result};
 
-fn to_set(names: Option<&HashSet<oci_spec::runtime::Capability>>) -> Result<CapsHashSet> {
+fn to_set(names: Option<&HashSet<oci_spec::runtime::Capability>>) -> CapsHashSet {
     let mut out = CapsHashSet::new();
     for c in names.into_iter().flatten() {
         let name = spec_name(c);
@@ -19,34 +19,39 @@ fn to_set(names: Option<&HashSet<oci_spec::runtime::Capability>>) -> Result<Caps
             Err(_) => tracing::warn!(capability = %name, "unknown capability ignored"),
         }
     }
-    Ok(out)
+    out
 }
 
-/// Sets all five capability sets. Called after the uid switch (with keep-caps), so the
-/// bounding set is dropped first while CAP_SETPCAP is still effective.
-pub fn apply_capabilities(c: &LinuxCapabilities) -> Result<()> {
-    let err = |what: &str, e: ::caps::errors::CapsError| Error::Other {
+fn err(what: &str, e: ::caps::errors::CapsError) -> Error {
+    Error::Other {
         context: format!("capabilities: {what}"),
         reason: e.to_string(),
-    };
-    let bounding = to_set(c.bounding().as_ref())?;
+    }
+}
+
+/// Shrinks the bounding set. Must run before the uid switch: dropping needs CAP_SETPCAP in
+/// the effective set, which a non-root uid no longer has.
+pub fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
+    let bounding = to_set(c.bounding().as_ref());
     for cap in ::caps::all() {
         if !bounding.contains(&cap) && ::caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
         {
             ::caps::drop(None, CapSet::Bounding, cap).map_err(|e| err("bounding", e))?;
         }
     }
-    let effective = to_set(c.effective().as_ref())?;
-    let permitted = to_set(c.permitted().as_ref())?;
-    let inheritable = to_set(c.inheritable().as_ref())?;
-    let ambient = to_set(c.ambient().as_ref())?;
+    Ok(())
+}
+
+/// Sets the effective, permitted, inheritable and ambient sets. Called after the uid switch
+/// (with keep-caps, so the permitted set survived it).
+pub fn apply_capabilities(c: &LinuxCapabilities) -> Result<()> {
+    let effective = to_set(c.effective().as_ref());
+    let permitted = to_set(c.permitted().as_ref());
+    let inheritable = to_set(c.inheritable().as_ref());
+    let ambient = to_set(c.ambient().as_ref());
     // Order matters to the kernel: effective must stay within permitted at every step.
-    ::caps::set(
-        None,
-        CapSet::Effective,
-        &effective.intersection(&permitted).copied().collect(),
-    )
-    .map_err(|e| err("effective", e))?;
+    let eff_now: CapsHashSet = effective.intersection(&permitted).copied().collect();
+    ::caps::set(None, CapSet::Effective, &eff_now).map_err(|e| err("effective", e))?;
     ::caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| err("inheritable", e))?;
     ::caps::set(None, CapSet::Permitted, &permitted).map_err(|e| err("permitted", e))?;
     ::caps::set(None, CapSet::Effective, &effective).map_err(|e| err("effective", e))?;

@@ -15,5 +15,15 @@ pub fn default_spec(terminal: bool) -> Spec {
     process.set_args(Some(vec!["sh".to_string()]));
     spec.set_process(Some(process));
     spec.set_hostname(Some("lcr".to_string()));
+    // Deny every device but the defaults, as `runc spec` does.
+    if let Some(mut linux) = spec.linux().clone() {
+        let mut res = linux.resources().clone().unwrap_or_default();
+        let mut deny = oci_spec::runtime::LinuxDeviceCgroup::default();
+        deny.set_allow(false);
+        deny.set_access(Some("rwm".into()));
+        res.set_devices(Some(vec![deny]));
+        linux.set_resources(Some(res));
+        spec.set_linux(Some(linux));
+    }
     spec
 }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The main job, end to end: set up the machine, then run a busybox container with lcr and
+# show it working (state, ps, exec, pause/resume, stats, delete).
+set -euo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+"$TOP/scripts/setup.sh"
+ROOTFS=$("$TOP/scripts/make-rootfs.sh")
+WORK=$(mktemp -d /tmp/lcr-demo.XXXXXX)
+ID=demo-$$
+ROOT=$WORK/state
+cleanup() { lcr --root "$ROOT" delete --force "$ID" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+mkdir -p "$WORK/bundle"; cp -a "$ROOTFS" "$WORK/bundle/rootfs"
+cd "$WORK/bundle"
+lcr spec
+# A counter that logs to a host directory mounted at /out; no terminal; limits to show.
+python3 - <<'PY'
+import json
+c = json.load(open("config.json"))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /out/count; sleep 0.1; done"]
+c["root"]["readonly"] = False
+c["mounts"].append({"destination": "/out", "type": "bind", "source": "../out", "options": ["rbind", "rw"]})
+c["linux"]["resources"]["memory"] = {"limit": 64 << 20}
+c["linux"]["resources"]["pids"] = {"limit": 32}
+json.dump(c, open("config.json", "w"), indent=2)
+PY
+mkdir -p "$WORK/out"
+step lcr --root "$ROOT" run -d --bundle . "$ID"
+sleep 0.5
+step lcr --root "$ROOT" state "$ID"
+step lcr --root "$ROOT" ps "$ID"
+step lcr --root "$ROOT" exec "$ID" sh -c 'echo "inside: pid $$ on $(hostname), count $(cat /out/count)"'
+step lcr --root "$ROOT" pause "$ID"
+a=$(cat "$WORK/out/count"); sleep 0.5; b=$(cat "$WORK/out/count")
+echo "paused: count $a -> $b (unchanged)"; [ "$a" = "$b" ]
+step lcr --root "$ROOT" resume "$ID"
+sleep 0.5; c=$(cat "$WORK/out/count"); echo "resumed: count $b -> $c"; [ "$c" -gt "$b" ]
+step lcr --root "$ROOT" events --stats "$ID"
+step lcr --root "$ROOT" list
+step lcr features
+step lcr --root "$ROOT" delete --force "$ID"
+echo; echo "demo: OK"

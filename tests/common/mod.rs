@@ -1,0 +1,259 @@
+//! Shared helpers for the integration tests: the lcr binary, a bundle from the busybox rootfs
+//! that scripts/make-rootfs.sh builds, and a container handle that cleans up after itself.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const CGROUP_PARENT: &str = "/lcr-test";
+
+pub fn lcr_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lcr")
+}
+
+fn rootfs_source() -> PathBuf {
+    PathBuf::from(
+        std::env::var("LCR_ROOTFS").unwrap_or_else(|_| "/var/cache/lcr/rootfs-busybox".into()),
+    )
+}
+
+/// `None` (after printing why) when the tests cannot run here; under CI that is a failure.
+pub fn prerequisites() -> Option<()> {
+    let why = if !nix::unistd::geteuid().is_root() {
+        "not root".to_string()
+    } else if !rootfs_source().join("bin/busybox").exists() {
+        format!(
+            "no test rootfs at {} (run scripts/make-rootfs.sh)",
+            rootfs_source().display()
+        )
+    } else {
+        return Some(());
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must be able to run this: {why}"
+    );
+    eprintln!("SKIP: {why}");
+    None
+}
+
+/// A bundle in a temp dir and the id and state root of the container made from it. Dropping
+/// it force-deletes the container and removes any cgroup the test left.
+pub struct Ctr {
+    pub id: String,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub cgroup: String,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Ctr {
+    pub fn new(name: &str) -> Option<Self> {
+        prerequisites()?;
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = tmp.path().join("bundle");
+        std::fs::create_dir(&bundle).unwrap();
+        let st = Command::new("cp")
+            .args(["-a"])
+            .arg(rootfs_source())
+            .arg(bundle.join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let id = format!("{name}-{}", std::process::id());
+        let cgroup = format!("{CGROUP_PARENT}/{id}");
+        let c = Ctr {
+            root: tmp.path().join("state"),
+            bundle,
+            cgroup: cgroup.clone(),
+            id,
+            tmp,
+        };
+        let out = c.lcr(&["spec", "--bundle", c.bundle.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c.edit(|v| {
+            v["process"]["terminal"] = json!(false);
+            v["root"]["readonly"] = json!(false);
+            v["linux"]["cgroupsPath"] = json!(cgroup);
+        });
+        Some(c)
+    }
+
+    pub fn config(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.bundle.join("config.json")).unwrap())
+            .unwrap()
+    }
+
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut v = self.config();
+        f(&mut v);
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_string_pretty(&v).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub fn args(&self, script: &str) {
+        self.edit(|v| v["process"]["args"] = json!(["sh", "-c", script]));
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(lcr_bin());
+        c.arg("--root").arg(&self.root);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs lcr with stdout and stderr captured through files, not pipes: `create` and
+    /// `run -d` hand their stdio to the container, so a pipe would not see EOF until it exits.
+    pub fn lcr(&self, args: &[&str]) -> Output {
+        output_via_files(self.cmd().args(args))
+    }
+
+    /// `lcr run` in the foreground: (exit code, stdout, stderr).
+    pub fn run(&self) -> (i32, String, String) {
+        let out = self.lcr(&["run", "--bundle", self.bundle.to_str().unwrap(), &self.id]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `lcr run -d`; panics if it fails.
+    pub fn run_detached(&self) {
+        self.ok(&[
+            "run",
+            "-d",
+            "--bundle",
+            self.bundle.to_str().unwrap(),
+            &self.id,
+        ]);
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.lcr(args);
+        assert!(
+            out.status.success(),
+            "lcr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&self.ok(&["state", &self.id])).unwrap()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.state()["pid"].as_i64().unwrap() as i32
+    }
+
+    /// A host directory bind-mounted at `/host` in the container (for results and hooks).
+    pub fn host_dir(&self) -> PathBuf {
+        let d = self.tmp.path().join("host");
+        if !d.exists() {
+            std::fs::create_dir(&d).unwrap();
+            let src = d.to_str().unwrap().to_string();
+            self.edit(|v| {
+                v["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/host", "type": "bind", "source": src, "options": ["rbind", "rw"]
+                }))
+            });
+        }
+        d
+    }
+
+    /// The container's cgroup directory for a v1 controller.
+    pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.cgroup.trim_start_matches('/'))
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(&self.id)
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["delete", "--force", &self.id]).output();
+        remove_cgroup(&self.cgroup);
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr sent to temp files, then reads them.
+pub fn output_via_files(cmd: &mut Command) -> Output {
+    let mut out = tempfile::tempfile().unwrap();
+    let mut err = tempfile::tempfile().unwrap();
+    let status = cmd
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let slurp = |f: &mut std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: slurp(&mut out),
+        stderr: slurp(&mut err),
+    }
+}
+
+/// Removes `path` (relative to each hierarchy root) from every cgroup hierarchy, if present.
+pub fn remove_cgroup(path: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let d = h.path().join(path.trim_start_matches('/'));
+        if d.is_dir() {
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
+/// Whether any hierarchy still has the cgroup `path`.
+pub fn cgroup_exists(path: &str) -> bool {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|h| h.path().join(path.trim_start_matches('/')).is_dir())
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let st = s.rsplit(')').next().unwrap_or("").trim_start();
+            !st.starts_with('Z') && !st.starts_with('X')
+        })
+        .unwrap_or(false)
+}
+
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p.as_ref()).unwrap_or_default()
+}

@@ -1,0 +1,177 @@
+//! What config.json asks for, checked from inside real containers.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn user_group_and_additional_groups() {
+    let Some(c) = Ctr::new("user") else { return };
+    c.edit(|v| v["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7]}));
+    c.args("id -u; id -g; grep ^Groups: /proc/self/status");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "1001");
+    assert_eq!(
+        l[2].split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["5", "7"],
+        "{}",
+        l[2]
+    );
+}
+
+#[test]
+fn capabilities_are_really_dropped() {
+    let Some(c) = Ctr::new("caps") else { return };
+    // CAP_KILL is bit 5, CAP_NET_BIND_SERVICE bit 10.
+    let set = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    c.edit(|v| {
+        for k in ["bounding", "effective", "permitted"] {
+            v["process"]["capabilities"][k] = set.clone();
+        }
+        v["process"]["capabilities"]["inheritable"] = json!([]);
+        v["process"]["capabilities"]["ambient"] = json!([]);
+    });
+    c.args(
+        "grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb):' /proc/self/status; hostname other 2>&1; echo rc=$?",
+    );
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CapEff:\t0000000000000420"), "{out}");
+    assert!(out.contains("CapPrm:\t0000000000000420"), "{out}");
+    assert!(out.contains("CapBnd:\t0000000000000420"), "{out}");
+    assert!(out.contains("CapInh:\t0000000000000000"), "{out}");
+    // Without CAP_SYS_ADMIN the hostname cannot be changed.
+    assert!(out.contains("rc=1"), "{out}");
+}
+
+#[test]
+fn an_rlimit_is_applied() {
+    let Some(c) = Ctr::new("rlimit") else { return };
+    c.edit(|v| {
+        v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}])
+    });
+    c.args("grep 'Max open files' /proc/self/limits");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(&f[3..5], ["123", "456"], "{out}");
+}
+
+#[test]
+fn a_readonly_rootfs_refuses_writes() {
+    let Some(c) = Ctr::new("rofs") else { return };
+    c.edit(|v| v["root"]["readonly"] = json!(true));
+    c.args("touch /newfile 2>&1; echo rc=$?; touch /tmp/x 2>&1; echo tmp=$?");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(!c.bundle.join("rootfs/newfile").exists());
+}
+
+#[test]
+fn masked_paths_are_unreadable_and_readonly_paths_unwritable() {
+    let Some(c) = Ctr::new("mask") else { return };
+    std::fs::write(c.bundle.join("rootfs/secret"), "top secret\n").unwrap();
+    std::fs::create_dir(c.bundle.join("rootfs/secretdir")).unwrap();
+    std::fs::write(c.bundle.join("rootfs/secretdir/key"), "k").unwrap();
+    std::fs::create_dir(c.bundle.join("rootfs/frozen")).unwrap();
+    c.edit(|v| {
+        v["linux"]["maskedPaths"] = json!(["/secret", "/secretdir", "/does/not/exist"]);
+        v["linux"]["readonlyPaths"] = json!(["/frozen"]);
+    });
+    c.args("echo [$(cat /secret)]; ls /secretdir | wc -l; touch /frozen/x 2>&1; echo ro=$?; cat /proc/kcore | wc -c");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], "[]", "{out}");
+    assert_eq!(l[1].trim(), "0", "{out}");
+    assert!(out.contains("ro=1"), "{out}");
+    // The default config masks /proc/kcore too.
+    assert_eq!(l.last().unwrap().trim(), "0", "{out}");
+}
+
+#[test]
+fn seccomp_makes_a_syscall_fail_with_the_configured_errno() {
+    let Some(c) = Ctr::new("seccomp") else { return };
+    c.edit(|v| {
+        v["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95},
+                {"names": ["no_such_syscall_xyz"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["setpriority"], "action": "SCMP_ACT_ERRNO",
+                 "args": [{"index": 2, "value": 5, "op": "SCMP_CMP_EQ"}]}
+            ]
+        })
+    });
+    c.args("mkdir /tmp/d 2>&1; echo mkdir=$?; renice -n 5 -p $$ >/dev/null 2>&1; echo nice5=$?; renice -n 3 -p $$ >/dev/null 2>&1; echo nice3=$?");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    // errno 95 is EOPNOTSUPP: the errnoRet was honoured, not the default EPERM.
+    assert!(
+        out.contains("Operation not supported") || out.contains("Not supported"),
+        "{out}"
+    );
+    assert!(out.contains("mkdir=1"), "{out}");
+    // The argument filter denies priority 5 only.
+    assert!(out.contains("nice5=1"), "{out}");
+    assert!(out.contains("nice3=0"), "{out}");
+}
+
+#[test]
+fn the_memory_limit_is_set_and_pids_max_stops_a_fork_loop() {
+    let Some(c) = Ctr::new("limits") else { return };
+    c.edit(|v| {
+        v["linux"]["resources"]["memory"] = json!({"limit": 64u64 << 20});
+        v["linux"]["resources"]["pids"] = json!({"limit": 8});
+    });
+    c.args("cat /sys/fs/cgroup/memory/memory.limit_in_bytes; n=0; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & [ $? = 0 ] && n=$((n+1)); done 2>/dev/null; echo forks=$(ls /proc | grep -c '^[0-9]'); kill $(jobs -p) 2>/dev/null; exit 0");
+    c.run_detached();
+    // The host sees the limits on the container's own cgroup.
+    assert_eq!(
+        read(c.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(read(c.cgroup_dir("pids").join("pids.max")).trim(), "8");
+    c.ok(&["delete", "--force", &c.id]);
+
+    // pids.max = 8: the shell and at most 7 children. busybox sh gives up at the first fork
+    // that fails; each fork that worked was recorded on the host first.
+    let c2 = Ctr::new("limits2").unwrap();
+    let host = c2.host_dir();
+    c2.edit(|v| v["linux"]["resources"]["pids"] = json!({"limit": 8}));
+    c2.args("for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 3 & echo $i >> /host/forked; done; echo all forks worked");
+    let (code, out, err) = c2.run();
+    let forked = read(host.join("forked")).lines().count();
+    assert!(
+        forked <= 7,
+        "pids.max let {forked} children run: {out} {err}"
+    );
+    assert!(forked >= 3, "too few forks worked ({forked}): {err}");
+    assert!(!out.contains("all forks worked"), "{out}");
+    assert_ne!(code, 0);
+    assert!(err.to_lowercase().contains("fork"), "{err}");
+}
+
+#[test]
+fn the_device_cgroup_denies_devices_outside_the_rules() {
+    let Some(c) = Ctr::new("devices") else { return };
+    // `lcr spec` denies all devices; the default ones stay usable.
+    c.args("mknod /tmp/mem c 1 1 && head -c 1 /tmp/mem >/dev/null 2>&1; echo mem=$?; head -c 4 /dev/zero | wc -c");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("mem=1"),
+        "/dev/mem (1:1) must be refused: {out}"
+    );
+    assert!(
+        out.lines().last().unwrap().trim() == "4",
+        "/dev/zero must work: {out}"
+    );
+}
