@@ -175,3 +175,133 @@ fn the_device_cgroup_denies_devices_outside_the_rules() {
         "/dev/zero must work: {out}"
     );
 }
+
+#[test]
+fn a_user_namespace_maps_root_to_an_unprivileged_host_uid() {
+    let Some(c) = Ctr::new("userns") else { return };
+    // The rootfs must be owned by the mapped root for the container to use it.
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(c.bundle.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let host = c.host_dir();
+    std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    c.edit(|v| {
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        // sysfs and the cgroup mount need the host's user namespace; mqueue and devpts gid=5 too.
+        let mounts: Vec<serde_json::Value> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                !["/sys", "/sys/fs/cgroup", "/dev/mqueue"]
+                    .contains(&m["destination"].as_str().unwrap())
+            })
+            .cloned()
+            .collect();
+        v["mounts"] = json!(mounts);
+    });
+    c.args("id -u > /host/uid; cat /proc/self/uid_map > /host/map; touch /host/made; sleep 30");
+    c.run_detached();
+    let pid = c.pid();
+    wait_until("made", || host.join("made").exists());
+    assert_eq!(read(host.join("uid")).trim(), "0");
+    assert_eq!(
+        read(host.join("map"))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    // Root in the container is uid 100000 on the host.
+    let status = read(format!("/proc/{pid}/status"));
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.contains("100000"), "{uid_line}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(host.join("made")).unwrap().uid(), 100000);
+}
+
+#[test]
+fn a_network_namespace_is_joined_by_path() {
+    let Some(c) = Ctr::new("netns") else { return };
+    let ns = format!("lcr-test-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(ip(&["netns", "add", &ns]).status.success());
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .output();
+        }
+    }
+    let _del = Del(ns.clone());
+    // A dummy-free marker: a loopback address only this namespace has.
+    assert!(ip(&["-n", &ns, "addr", "add", "127.9.9.9/8", "dev", "lo"])
+        .status
+        .success());
+    let path = format!("/run/netns/{ns}");
+    c.edit(|v| {
+        let nss = v["linux"]["namespaces"].as_array_mut().unwrap();
+        for n in nss.iter_mut() {
+            if n["type"] == "network" {
+                n["path"] = json!(path);
+            }
+        }
+    });
+    c.args("readlink /proc/self/ns/net; ip addr show lo 2>/dev/null | grep -c 127.9.9.9");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let want = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "readlink", "/proc/self/ns/net"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.lines().next().unwrap(),
+        String::from_utf8_lossy(&want.stdout).trim()
+    );
+    assert_eq!(out.lines().nth(1).unwrap().trim(), "1", "{out}");
+}
+
+#[test]
+fn no_pivot_sysctl_and_oom_score_adj() {
+    let Some(c) = Ctr::new("nopivot") else { return };
+    c.edit(|v| {
+        v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        v["process"]["oomScoreAdj"] = json!(500);
+    });
+    c.args("cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/oom_score_adj; ls /");
+    let out = c.lcr(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        &c.id,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let l: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        l[0], "1",
+        "sysctl in the container's own net namespace: {text}"
+    );
+    assert_eq!(l[1], "500");
+    assert!(text.contains("bin"), "{text}");
+    // The host's own setting is untouched (the container has its own net namespace).
+    assert!(!c.state_dir().exists());
+}

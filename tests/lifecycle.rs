@@ -86,6 +86,11 @@ fn create_then_start_then_the_states_follow() {
     c.ok(&["delete", &c.id]);
     assert!(!c.state_dir().exists(), "state dir left");
     assert!(!cgroup_exists(&c.cgroup), "cgroup left");
+    let rootfs = c.bundle.join("rootfs");
+    assert!(
+        !read("/proc/self/mountinfo").contains(rootfs.to_str().unwrap()),
+        "a mount of the container is visible on the host"
+    );
 }
 
 #[test]

@@ -89,3 +89,37 @@ fn criu_failure_text(
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criu_failures_read_well() {
+        let e = Error::Criu {
+            request: RequestKind::Restore,
+            errno: 2,
+            errmsg: Some("Error (criu/image.c:726): Can't open dir /img".into()),
+            log_file: Some(PathBuf::from("/img/restore.log")),
+            log_excerpt: Some(
+                "(0.1) a\n(0.2) Error (criu/image.c:726): Can't open dir /img\n".into(),
+            ),
+        };
+        let t = e.to_string();
+        assert!(
+            t.starts_with("criu restore failed: Error (criu/image.c:726): Can't open dir /img"),
+            "{t}"
+        );
+        assert!(t.contains("errno 2: No such file or directory"), "{t}");
+        assert!(t.contains("    (0.2) Error"), "{t}");
+        assert!(t.ends_with("full log: /img/restore.log"), "{t}");
+        let bare = Error::Criu {
+            request: RequestKind::Dump,
+            errno: 0,
+            errmsg: None,
+            log_file: None,
+            log_excerpt: None,
+        };
+        assert_eq!(bare.to_string(), "criu dump failed");
+    }
+}

@@ -32,8 +32,9 @@ mount -t tmpfs none /sys/fs/cgroup/unified
 now() { date +%s%N; }
 declare -A cfg
 for rt in lcr runc crun; do
-  mkdir -p "$WORK/b-$rt"; ln -s ../bundle/rootfs "$WORK/b-$rt/rootfs"
-  sed "s#/lcr-bench/CG#/lcr-bench/$rt#" "$WORK/bundle/config.json" > "$WORK/b-$rt/config.json"
+  mkdir -p "$WORK/b-$rt"
+  sed -e "s#/lcr-bench/CG#/lcr-bench/$rt#" -e "s#\"path\": \"rootfs\"#\"path\": \"$WORK/bundle/rootfs\"#" \
+    "$WORK/bundle/config.json" > "$WORK/b-$rt/config.json"
 done
 bin() { case $1 in lcr) echo "$LCR";; *) echo "$1";; esac; }
 for i in $(seq 1 "$N"); do

@@ -96,19 +96,17 @@ impl Cgroup {
 
     /// Host directory of this cgroup for a v1 controller (`None` on v2: the unified dir).
     pub fn dir(&self, controller: Option<&str>) -> PathBuf {
-        let root = hierarchies::auto().root();
-        match (self.version, controller) {
-            (Version::V1, Some(c)) => root.join(c).join(self.path.trim_start_matches('/')),
-            _ => root.join(self.path.trim_start_matches('/')),
-        }
+        cgroup_dir(
+            &hierarchies::auto().root(),
+            self.version,
+            controller,
+            &self.path,
+        )
     }
 
     /// Where the process list is read and written.
     fn procs_dir(&self) -> PathBuf {
-        match self.version {
-            Version::V1 => self.dir(Some("freezer")),
-            Version::V2 => self.dir(None),
-        }
+        self.dir(procs_controller(self.version))
     }
 
     pub fn add(&self, pid: i32) -> Result<()> {
@@ -146,12 +144,8 @@ impl Cgroup {
     }
 
     pub fn is_frozen(&self) -> bool {
-        match self.version {
-            Version::V1 => std::fs::read_to_string(self.dir(Some("freezer")).join("freezer.state"))
-                .is_ok_and(|s| s.trim() == "FROZEN"),
-            Version::V2 => std::fs::read_to_string(self.dir(None).join("cgroup.freeze"))
-                .is_ok_and(|s| s.trim() == "1"),
-        }
+        let (file, frozen) = freeze_file(self.version);
+        std::fs::read_to_string(self.procs_dir().join(file)).is_ok_and(|s| s.trim() == frozen)
     }
 
     /// Processes in the cgroup (thread-group ids).
@@ -175,10 +169,61 @@ impl Cgroup {
     }
 }
 
+/// The directory of cgroup `path` for `controller`: per controller on v1, one tree on v2.
+fn cgroup_dir(root: &Path, version: Version, controller: Option<&str>, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    match (version, controller) {
+        (Version::V1, Some(c)) => root.join(c).join(rel),
+        _ => root.join(rel),
+    }
+}
+
+/// The v1 controller whose tree lists the processes (every task is in exactly one freezer
+/// cgroup); `None` on v2.
+fn procs_controller(version: Version) -> Option<&'static str> {
+    match version {
+        Version::V1 => Some("freezer"),
+        Version::V2 => None,
+    }
+}
+
+/// The file that tells whether a cgroup is frozen, and its value when it is.
+fn freeze_file(version: Version) -> (&'static str, &'static str) {
+    match version {
+        Version::V1 => ("freezer.state", "FROZEN"),
+        Version::V2 => ("cgroup.freeze", "1"),
+    }
+}
+
 fn read_pids(file: &Path) -> Vec<i32> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_and_v2_layouts() {
+        let root = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            cgroup_dir(root, Version::V1, Some("memory"), "/lcr/a"),
+            PathBuf::from("/sys/fs/cgroup/memory/lcr/a")
+        );
+        assert_eq!(
+            cgroup_dir(root, Version::V2, Some("memory"), "/lcr/a"),
+            PathBuf::from("/sys/fs/cgroup/lcr/a")
+        );
+        assert_eq!(
+            cgroup_dir(root, Version::V2, procs_controller(Version::V2), "/lcr/a"),
+            PathBuf::from("/sys/fs/cgroup/lcr/a")
+        );
+        assert_eq!(procs_controller(Version::V1), Some("freezer"));
+        assert_eq!(freeze_file(Version::V2), ("cgroup.freeze", "1"));
+        assert_eq!(freeze_file(Version::V1), ("freezer.state", "FROZEN"));
+    }
 }

@@ -111,6 +111,28 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     )?;
     let fifo = dir.join(FIFO_FILE);
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
+    // Not left to the umask, and owned by the container's root, which may be an unprivileged
+    // host uid in a user namespace: the init must open it for writing.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo.display()))?;
+    let host_root = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    if let Some(l) = linux {
+        let uid = host_root(l.uid_mappings().as_ref());
+        let gid = host_root(l.gid_mappings().as_ref());
+        if uid.is_some() || gid.is_some() {
+            nix::unistd::chown(
+                &fifo,
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            )
+            .ctx(|| format!("chown {}", fifo.display()))?;
+        }
+    }
 
     let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;

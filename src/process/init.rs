@@ -110,13 +110,14 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
         setup_terminal(sock)?;
     }
     if let Some(l) = linux {
-        if new_mnt {
-            rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or_default())?;
-            rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or_default())?;
-        }
+        // Sysctls first: /proc/sys is usually among the read-only paths.
         for (k, v) in l.sysctl().iter().flatten() {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));
             std::fs::write(&path, v).ctx(|| format!("linux.sysctl {k}={v}"))?;
+        }
+        if new_mnt {
+            rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or_default())?;
+            rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or_default())?;
         }
     }
     if new_mnt
@@ -131,9 +132,16 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     // Fail `create` (as runc does) rather than `start` when there is nothing to run.
     super::resolve_executable(process)?;
     ch.send(&Msg::Created)?;
-    wait_for_start(fifo.as_fd())?;
-    hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &state_json)?;
-    super::exec_process(process, linux, ctx.preserve_fds)
+    // From here on nobody reads the channel: failures go to the container's stderr.
+    let r = (|| {
+        wait_for_start(fifo.as_fd())?;
+        hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &state_json)?;
+        super::exec_process(process, linux, ctx.preserve_fds)
+    })();
+    let Err(e) = r;
+    eprintln!("lcr: container {}: {e}", ctx.id);
+    // SAFETY: _exit in the forked init; the parent's destructors are not ours to run.
+    unsafe { libc::_exit(127) }
 }
 
 /// Blocks until `lcr start` opens the fifo for reading, then tells it we are going.

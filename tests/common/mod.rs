@@ -214,8 +214,17 @@ pub fn output_via_files(cmd: &mut Command) -> Output {
     }
 }
 
-/// Removes `path` (relative to each hierarchy root) from every cgroup hierarchy, if present.
+/// Removes `path` (relative to each hierarchy root) and any cgroups below it (such as
+/// conmon's) from every hierarchy, deepest first.
 pub fn remove_cgroup(path: &str) {
+    fn collect(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect(&e.path(), out);
+            }
+        }
+        out.push(d.to_path_buf());
+    }
     for h in std::fs::read_dir("/sys/fs/cgroup")
         .into_iter()
         .flatten()
@@ -223,7 +232,11 @@ pub fn remove_cgroup(path: &str) {
     {
         let d = h.path().join(path.trim_start_matches('/'));
         if d.is_dir() {
-            let _ = std::fs::remove_dir(&d);
+            let mut dirs = Vec::new();
+            collect(&d, &mut dirs);
+            for d in dirs {
+                let _ = std::fs::remove_dir(&d);
+            }
         }
     }
 }
