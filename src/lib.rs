@@ -5,6 +5,7 @@
 //! [`cgroups`] and [`security`] apply the config, [`hooks`] runs OCI hooks.
 
 pub mod cgroups;
+pub mod checkpoint;
 pub mod container;
 mod error;
 pub mod features;

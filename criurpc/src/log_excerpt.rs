@@ -1,8 +1,13 @@
 use std::path::Path;
 
-/// Lines that CRIU logs as errors on every run of this kind of host and that never explain a
-/// failure: root without CAP_SYS_RESOURCE cannot raise its own RLIMIT_NOFILE.
-const HARMLESS: &[&str] = &["rlimit: Can't setup RLIMIT_NOFILE for self"];
+/// Lines that CRIU logs as errors and that never explain a failure: root without
+/// CAP_SYS_RESOURCE cannot raise its own RLIMIT_NOFILE (every run on this kind of host), and
+/// CRIU's kernel probe for tun support also logs an error when the device cgroup it runs in
+/// (a container's, on restore) refuses /dev/net/tun.
+const HARMLESS: &[&str] = &[
+    "rlimit: Can't setup RLIMIT_NOFILE for self",
+    "tun: Unable to create tun",
+];
 
 /// How many lines before each error line to keep, for context.
 const CONTEXT_BEFORE: usize = 2;

@@ -113,7 +113,27 @@ impl Cgroup {
         let rel = self.path.trim_start_matches('/');
         let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
         cg.add_task_by_tgid(cgroups_rs::CgroupPid::from(pid as u64))
-            .map_err(|e| self.err(&format!("add pid {pid}"), e))
+            .map_err(|e| self.err(&format!("add pid {pid}"), e))?;
+        // On a hybrid host, the controller-less cgroup2 tree holds every process too: keep the
+        // container at the same path there (as runc does), or CRIU restores it somewhere odd.
+        if let Some(u) = self.hybrid_unified_dir() {
+            std::fs::create_dir_all(&u).map_err(|e| self.err("create unified cgroup", e))?;
+            std::fs::write(u.join("cgroup.procs"), pid.to_string())
+                .map_err(|e| self.err(&format!("add pid {pid} to the unified cgroup"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The cgroup's directory in the cgroup2 tree of a hybrid (v1 + unified) host.
+    fn hybrid_unified_dir(&self) -> Option<PathBuf> {
+        if self.version != Version::V1 {
+            return None;
+        }
+        let unified = hierarchies::auto().root().join("unified");
+        unified
+            .join("cgroup.procs")
+            .exists()
+            .then(|| unified.join(self.path.trim_start_matches('/')))
     }
 
     /// Applies resource limits. On v2, device rules need an eBPF program, which lcr does not
@@ -129,6 +149,56 @@ impl Cgroup {
         }
         let mut mgr = self.mgr.clone();
         mgr.set(&r).map_err(|e| self.err("set resources", e))
+    }
+
+    /// Applies `res` again and reads the limits back: after a restore (CRIU's full mode puts
+    /// the old values back; on v2 it restores none) the restore bundle's limits must hold.
+    pub fn verify(&self, res: Option<&LinuxResources>) -> Result<()> {
+        let Some(r) = res else { return Ok(()) };
+        self.set(r)?;
+        let page = 4096i64;
+        let mut wrong = Vec::new();
+        let read = |ctrl: &str, v1: &'static str, v2: &'static str| {
+            let (dir, file) = match self.version {
+                Version::V1 => (self.dir(Some(ctrl)), v1),
+                Version::V2 => (self.dir(None), v2),
+            };
+            (
+                file,
+                std::fs::read_to_string(dir.join(file))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            )
+        };
+        if let Some(limit) = r
+            .memory()
+            .as_ref()
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+        {
+            let (file, got) = read("memory", "memory.limit_in_bytes", "memory.max");
+            if got.parse::<i64>().ok() != Some(limit / page * page) {
+                wrong.push(format!("{file} is {got}, config says {limit}"));
+            }
+        }
+        if let Some(limit) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0) {
+            let (file, got) = read("pids", "pids.max", "pids.max");
+            if got != limit.to_string() {
+                wrong.push(format!("{file} is {got}, config says {limit}"));
+            }
+        }
+        if let Some(quota) = r.cpu().as_ref().and_then(|c| c.quota()).filter(|q| *q > 0) {
+            let (file, got) = read("cpu", "cpu.cfs_quota_us", "cpu.max");
+            if got.split_whitespace().next() != Some(quota.to_string().as_str()) {
+                wrong.push(format!("{file} is {got}, config says {quota}"));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err("limits after restore", wrong.join("; ")))
+        }
     }
 
     pub fn freeze(&self) -> Result<()> {
@@ -165,7 +235,19 @@ impl Cgroup {
     pub fn destroy(&self) -> Result<()> {
         let rel = self.path.trim_start_matches('/');
         let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
-        cg.delete().map_err(|e| self.err("remove", e))
+        cg.delete().map_err(|e| self.err("remove", e))?;
+        // Sub-cgroups (CRIU may make some on restore) and the hybrid unified one.
+        for h in std::fs::read_dir(hierarchies::auto().root())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let d = h.path().join(rel);
+            if d.is_dir() {
+                remove_tree(&d).map_err(|e| self.err(&format!("remove {}", d.display()), e))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -193,6 +275,16 @@ fn freeze_file(version: Version) -> (&'static str, &'static str) {
         Version::V1 => ("freezer.state", "FROZEN"),
         Version::V2 => ("cgroup.freeze", "1"),
     }
+}
+
+/// Removes a cgroup directory and the cgroups below it, deepest first.
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(&e.path())?;
+        }
+    }
+    std::fs::remove_dir(dir)
 }
 
 fn read_pids(file: &Path) -> Vec<i32> {

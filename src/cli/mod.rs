@@ -1,5 +1,6 @@
 //! Command-line definitions (clap) and dispatch; each command lives in its own file.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -10,6 +11,7 @@ mod list;
 mod logging;
 mod pause;
 mod ps;
+mod restore;
 mod run;
 mod spec;
 mod start;
@@ -64,6 +66,8 @@ enum Command {
     Update(update::Args),
     Events(events::Args),
     Features(features::Args),
+    Checkpoint(checkpoint::Args),
+    Restore(restore::Args),
 }
 
 /// Runs the command; returns the process exit code.
@@ -87,6 +91,8 @@ pub fn main() -> i32 {
         Command::Update(a) => update::run(&store, a),
         Command::Events(a) => events::run(&store, a),
         Command::Features(a) => features::run(a),
+        Command::Checkpoint(a) => checkpoint::run(&store, a),
+        Command::Restore(a) => restore::run(&store, a),
     };
     match r {
         Ok(code) => code,

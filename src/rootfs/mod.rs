@@ -9,7 +9,7 @@ mod pivot;
 
 pub use devices::{create_dev_symlinks, create_devices};
 pub use flags::{parse_options, MountOptions};
-pub use mounts::{mount_all, prepare_root};
+pub use mounts::{cgroup_mounts, make_mount_points, mount_all, prepare_root};
 pub use paths::{mask_paths, readonly_paths, remount_root_readonly};
 pub use pivot::{enter_root, no_pivot};
 

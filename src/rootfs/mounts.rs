@@ -121,6 +121,29 @@ fn wrap(context: String, e: Error) -> Error {
     }
 }
 
+/// Creates the mount points of `mounts` under `rootfs` (a directory, or a file for a bind
+/// mount of a file), as the init does while mounting. A restore needs them before CRIU runs.
+pub fn make_mount_points(rootfs: &Path, bundle: &Path, mounts: &[Mount]) -> Result<()> {
+    for m in mounts {
+        let dest = join_in(rootfs, m.destination());
+        let o = parse_options(m.options().as_deref().unwrap_or_default());
+        let dir = if o.bind || m.typ().as_deref() == Some("bind") {
+            m.source().as_ref().is_none_or(|s| {
+                let s = if s.is_absolute() {
+                    s.clone()
+                } else {
+                    bundle.join(s)
+                };
+                s.is_dir()
+            })
+        } else {
+            true
+        };
+        make_target(&dest, dir)?;
+    }
+    Ok(())
+}
+
 /// Creates the mount point: a directory, or an empty file for a file bind mount.
 fn make_target(dest: &Path, dir: bool) -> Result<()> {
     if dest.exists() {

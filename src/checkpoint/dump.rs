@@ -1,0 +1,273 @@
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use criurpc::{CgroupMode, Criu, Notify, Options};
+use oci_spec::runtime::LinuxNamespaceType;
+
+use super::mounts::{external_mounts, present_in};
+use super::record::{kernel_release, machine_arch, Record, FORMAT};
+use super::stats::{read_dump, DumpStats};
+use super::stdio;
+use crate::container::{self, Action, Container, Status};
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// Options of `lcr checkpoint` (runc's flags).
+pub struct CheckpointOpts {
+    pub criu: Criu,
+    pub image_path: PathBuf,
+    pub work_path: Option<PathBuf>,
+    pub leave_running: bool,
+    pub tcp_established: bool,
+    pub tcp_skip_in_flight: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    pub link_remap: bool,
+    pub pre_dump: bool,
+    /// Parent images (a pre-dump), relative to the image path or absolute.
+    pub parent_path: Option<PathBuf>,
+    pub manage_cgroups_mode: Option<CgroupMode>,
+    pub empty_ns_network: bool,
+    pub auto_dedup: bool,
+    pub lazy_pages: bool,
+    pub status_fd: Option<OwnedFd>,
+    pub page_server: Option<(String, u16)>,
+}
+
+impl CheckpointOpts {
+    pub fn new(image_path: impl Into<PathBuf>) -> Self {
+        Self {
+            criu: Criu::new(),
+            image_path: image_path.into(),
+            work_path: None,
+            leave_running: false,
+            tcp_established: false,
+            tcp_skip_in_flight: false,
+            ext_unix_sk: false,
+            shell_job: false,
+            file_locks: false,
+            link_remap: false,
+            pre_dump: false,
+            parent_path: None,
+            manage_cgroups_mode: None,
+            empty_ns_network: false,
+            auto_dedup: false,
+            lazy_pages: false,
+            status_fd: None,
+            page_server: None,
+        }
+    }
+}
+
+pub struct CheckpointReport {
+    pub image_dir: PathBuf,
+    pub record: Record,
+    pub stats: Option<DumpStats>,
+}
+
+/// Fails before anything is touched when the kernel or CRIU lacks what the options need.
+fn check_kernel(o: &CheckpointOpts) -> Result<()> {
+    let needs_dirty = o.pre_dump || o.parent_path.is_some();
+    if !(needs_dirty || o.lazy_pages) {
+        return Ok(());
+    }
+    let f = o.criu.features()?;
+    if needs_dirty && !f.mem_track {
+        let flag = if o.pre_dump {
+            "--pre-dump"
+        } else {
+            "--parent-path"
+        };
+        return Err(Error::Value {
+            what: flag.into(),
+            value: String::new(),
+            reason:
+                "this kernel has no dirty memory tracking (soft-dirty, CONFIG_MEM_SOFT_DIRTY): \
+                     iterative pre-copy checkpoints are unavailable; use a plain checkpoint"
+                    .into(),
+        });
+    }
+    if o.lazy_pages {
+        if !f.lazy_pages {
+            return Err(Error::Value {
+                what: "--lazy-pages".into(),
+                value: String::new(),
+                reason:
+                    "this kernel has no non-cooperative userfaultfd: lazy pages are unavailable"
+                        .into(),
+            });
+        }
+        if let Some(why) = crate::features::lazy_pages_blocker() {
+            return Err(Error::Value {
+                what: "--lazy-pages".into(),
+                value: String::new(),
+                reason: why,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn mkdir_private(p: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .ctx(|| format!("create {}", p.display()))
+}
+
+/// Checkpoints a running or paused container. On success it is removed (unless
+/// `leave_running` or `pre_dump`); on failure it keeps running, its state unchanged.
+pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointReport> {
+    let status = c.status();
+    status.check(c.id(), Action::Checkpoint)?;
+    let version = o.criu.require_supported()?;
+    check_kernel(&o)?;
+    let image_dir = std::path::absolute(&o.image_path)
+        .ctx(|| format!("image path {}", o.image_path.display()))?;
+    mkdir_private(&image_dir)?;
+    let work_dir = match &o.work_path {
+        Some(w) => std::path::absolute(w).ctx(|| format!("work path {}", w.display()))?,
+        None => image_dir.clone(),
+    };
+    mkdir_private(&work_dir)?;
+
+    let pid = c.state.pid;
+    let cgroup = c.cgroup()?;
+    let terminal = c
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let mounts = present_in(
+        external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path, terminal),
+        pid,
+    );
+    let stdio = stdio::describe(pid);
+    stdio::make_logs_appendable(pid, &stdio);
+
+    let mut opts = Options::new()
+        .images_dir(&image_dir)
+        .work_dir(&work_dir)?
+        .pid(pid)
+        .root(&c.state.rootfs)
+        .manage_cgroups_mode(o.manage_cgroups_mode.unwrap_or(CgroupMode::Soft))
+        .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
+        .leave_running(o.leave_running || o.pre_dump)
+        .tcp_established(o.tcp_established)
+        .tcp_skip_in_flight(o.tcp_skip_in_flight)
+        .ext_unix_sk(o.ext_unix_sk)
+        .shell_job(o.shell_job)
+        .file_locks(o.file_locks)
+        .link_remap(o.link_remap)
+        .auto_dedup(o.auto_dedup)
+        .lazy_pages(o.lazy_pages)
+        .orphan_pts_master(terminal)
+        .notify_scripts(true)
+        .log_level(4)
+        .log_file(if o.pre_dump {
+            "pre-dump.log"
+        } else {
+            "dump.log"
+        });
+    for m in &mounts {
+        let d = m.destination.to_string_lossy().into_owned();
+        opts = opts.ext_mnt(d.clone(), d);
+    }
+    for f in stdio.iter().filter(|f| f.external) {
+        opts = opts.external(f.key.clone());
+    }
+    let mut external_namespaces = Vec::new();
+    for ns in c
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let Some(path) = ns.path() else { continue };
+        if ns.typ() != LinuxNamespaceType::Network {
+            return Err(Error::Value {
+                what: "linux.namespaces".into(),
+                value: format!("{:?} joined by path", ns.typ()),
+                reason: "only a network namespace joined by path can be checkpointed".into(),
+            });
+        }
+        let ino = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(path).ctx(|| format!("stat {}", path.display()))?,
+        );
+        opts = opts.external(format!("net[{ino}]:{EXT_NET_KEY}"));
+        external_namespaces.push(("net".to_string(), EXT_NET_KEY.to_string()));
+    }
+    if o.empty_ns_network {
+        opts = opts.empty_ns(libc::CLONE_NEWNET as u32);
+    }
+    if let Some((addr, port)) = &o.page_server {
+        opts = opts.page_server(addr.clone(), *port);
+    }
+    if let Some(fd) = o.status_fd.take() {
+        opts = opts.status_fd(fd);
+    }
+    if o.pre_dump || o.parent_path.is_some() {
+        opts = opts.track_mem(true);
+    }
+    if let Some(p) = &o.parent_path {
+        opts = opts.parent_img(p.to_string_lossy().into_owned());
+    }
+
+    let mut order = Vec::new();
+    let mut handler = |n: &mut Notify| {
+        order.push(n.script.clone());
+        Ok(())
+    };
+    let result = if o.pre_dump {
+        o.criu.single_pre_dump(opts, &mut handler).map(|_| ())
+    } else {
+        o.criu.dump(opts, &mut handler).map(|_| ())
+    };
+    tracing::debug!(?order, "criu dump notifications");
+    if let Err(e) = result {
+        // CRIU resumes the tasks it froze; make sure a running container is not left frozen.
+        if status == Status::Running && cgroup.is_frozen() {
+            let _ = cgroup.thaw();
+        }
+        return Err(e.into());
+    }
+    let stats = read_dump(&work_dir);
+    let record = Record {
+        format: FORMAT,
+        id: c.id().to_string(),
+        lcr_version: env!("CARGO_PKG_VERSION").to_string(),
+        criu_version: version.to_string(),
+        kernel: kernel_release(),
+        arch: machine_arch(),
+        cgroup_version: cgroup.version(),
+        cgroup_path: c.state.cgroup_path.clone(),
+        checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        config: c.spec.clone(),
+        bundle: c.state.bundle.clone(),
+        mounts,
+        stdio,
+        external_namespaces,
+        leave_running: o.leave_running,
+        pre_dump: o.pre_dump,
+        parent: o.parent_path.clone(),
+        stats: stats.clone(),
+    };
+    record.write(&image_dir)?;
+    if !o.leave_running && !o.pre_dump {
+        container::delete(c, true)?;
+    }
+    Ok(CheckpointReport {
+        image_dir,
+        record,
+        stats,
+    })
+}
+
+/// The key a network namespace joined by path is saved under (as runc names it).
+pub(super) const EXT_NET_KEY: &str = "extRootNetNS";

@@ -1,0 +1,372 @@
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use criurpc::{CgroupMode, Criu, Notify, Options, RequestKind};
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use super::mounts::restore_source;
+use super::record::{machine_arch, Record};
+use super::stats::{read_restore, RestoreStats};
+use crate::cgroups::{container_cgroup_path, Cgroup};
+use crate::container::{write_atomic, Container, State, Status, Store, CONFIG_FILE, STATE_FILE};
+use crate::error::Context;
+use crate::hooks::{self, Kind};
+use crate::process::{become_subreaper, procfs};
+use crate::spec::Bundle;
+use crate::{Error, Result};
+
+/// Options of `lcr restore`.
+pub struct RestoreOpts {
+    pub criu: Criu,
+    pub bundle: PathBuf,
+    pub image_path: PathBuf,
+    pub work_path: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    pub manage_cgroups_mode: Option<CgroupMode>,
+    pub empty_ns_network: bool,
+    pub auto_dedup: bool,
+    pub lazy_pages: bool,
+}
+
+impl RestoreOpts {
+    pub fn new(bundle: impl Into<PathBuf>, image_path: impl Into<PathBuf>) -> Self {
+        Self {
+            criu: Criu::new(),
+            bundle: bundle.into(),
+            image_path: image_path.into(),
+            work_path: None,
+            pid_file: None,
+            tcp_established: false,
+            ext_unix_sk: false,
+            shell_job: false,
+            file_locks: false,
+            manage_cgroups_mode: None,
+            empty_ns_network: false,
+            auto_dedup: false,
+            lazy_pages: false,
+        }
+    }
+}
+
+/// Undoes a half-restored container: its processes, cgroup and state directory.
+struct Rollback {
+    dir: PathBuf,
+    cgroup: Option<Cgroup>,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(p) = self.pid {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(p), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            for p in cg.pids() {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+            for _ in 0..200 {
+                if cg.pids().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = cg.destroy();
+        }
+        let root = self.dir.join(CRIU_ROOT);
+        let _ = nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const CRIU_ROOT: &str = "criu-root";
+
+/// Refuses images this host or this bundle cannot restore, before anything is made.
+fn check_compatible(
+    r: &Record,
+    image_dir: &Path,
+    bundle: &Bundle,
+    criu_version: &criurpc::Version,
+) -> Result<()> {
+    let bad = |reason: String| Error::Other {
+        context: format!("restore from {}", image_dir.display()),
+        reason,
+    };
+    if r.pre_dump {
+        return Err(bad("this is a pre-dump (memory only): restore the final checkpoint made with --parent-path pointing here".into()));
+    }
+    if r.arch != machine_arch() {
+        return Err(bad(format!(
+            "the image is for {} and this host is {}",
+            r.arch,
+            machine_arch()
+        )));
+    }
+    if let Some(dumped) = criurpc::Version::parse(r.criu_version.split(' ').next().unwrap_or("")) {
+        if !criu_version.at_least(&dumped) {
+            return Err(bad(format!(
+                "the image was made by CRIU {} and this host has CRIU {criu_version}, which is older",
+                r.criu_version
+            )));
+        }
+    }
+    if !image_dir.join("inventory.img").exists() {
+        return Err(bad(
+            "inventory.img is missing: the CRIU images are incomplete".into(),
+        ));
+    }
+    for m in r.mounts.iter().filter(|m| m.kind == super::MountKind::Bind) {
+        let found = bundle
+            .spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|rm| rm.destination() == &m.destination);
+        if !found {
+            return Err(bad(format!(
+                "the image needs a bind mount at {} (it was {}), and {} has none there",
+                m.destination.display(),
+                m.source.display(),
+                bundle.dir.join("config.json").display()
+            )));
+        }
+    }
+    for (ns, _) in &r.external_namespaces {
+        let has_path = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some());
+        if ns == "net" && !has_path {
+            return Err(bad(format!(
+                "the container joined a network namespace by path; {} names none to join",
+                bundle.dir.join("config.json").display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Gives CRIU a root that is a mount point (it requires one) in a private mount namespace of
+/// this lcr process, so nothing is visible on the host and it vanishes when lcr exits.
+fn private_root(rootfs: &Path, at: &Path) -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare mount namespace".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make / private".into())?;
+    std::fs::create_dir_all(at).ctx(|| format!("mkdir {}", at.display()))?;
+    mount(
+        Some(rootfs),
+        at,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} for CRIU", rootfs.display()))
+}
+
+fn dup_stdio(fd: i32) -> Result<OwnedFd> {
+    // SAFETY: fd 0–2 are open for the life of the process; we only duplicate them.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned().ctx(|| format!("dup fd {fd}"))
+}
+
+/// Restores a checkpoint as container `id` from `bundle` (which may differ from the one it
+/// was made from): new cgroup with the bundle's limits, bind mounts from the bundle's
+/// sources, stdio from this process. On failure nothing is left but the images.
+pub fn restore(
+    store: &Store,
+    id: &str,
+    o: RestoreOpts,
+) -> Result<(Container, Option<RestoreStats>)> {
+    crate::container::validate_id(id)?;
+    let image_dir = std::path::absolute(&o.image_path)
+        .ctx(|| format!("image path {}", o.image_path.display()))?;
+    let record = Record::read(&image_dir)?;
+    let bundle = Bundle::load(&o.bundle)?;
+    let version = o.criu.require_supported()?;
+    check_compatible(&record, &image_dir, &bundle, &version)?;
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let work_dir = match &o.work_path {
+        Some(w) => std::path::absolute(w).ctx(|| format!("work path {}", w.display()))?,
+        None => image_dir.clone(),
+    };
+    std::fs::create_dir_all(&work_dir).ctx(|| format!("create {}", work_dir.display()))?;
+
+    let (dir, lock) = store.create(id)?;
+    let mut rb = Rollback {
+        dir: dir.clone(),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+    write_atomic(
+        &dir.join(CONFIG_FILE),
+        &serde_json::to_vec_pretty(spec).map_err(|e| Error::Other {
+            context: "encode config".into(),
+            reason: e.to_string(),
+        })?,
+    )?;
+    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+    let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
+    rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
+    become_subreaper()?;
+    crate::rootfs::make_mount_points(
+        &bundle.rootfs,
+        &bundle.dir,
+        spec.mounts().as_deref().unwrap_or_default(),
+    )?;
+    let criu_root = dir.join(CRIU_ROOT);
+    private_root(&bundle.rootfs, &criu_root)?;
+
+    let mut opts = Options::new()
+        .images_dir(&image_dir)
+        .work_dir(&work_dir)?
+        .root(&criu_root)
+        .rst_sibling(true)
+        .manage_cgroups_mode(o.manage_cgroups_mode.unwrap_or(CgroupMode::Soft))
+        .cg_root(None, cgroup_path.clone())
+        .tcp_established(o.tcp_established)
+        .ext_unix_sk(o.ext_unix_sk)
+        .shell_job(o.shell_job)
+        .file_locks(o.file_locks)
+        .auto_dedup(o.auto_dedup)
+        .lazy_pages(o.lazy_pages)
+        .notify_scripts(true)
+        .log_level(4)
+        .log_file("restore.log");
+    for m in &record.mounts {
+        let src =
+            restore_source(m, spec, &bundle.dir, &cgroup, None).ok_or_else(|| Error::Other {
+                context: "restore".into(),
+                reason: format!(
+                    "no source for the external mount {} ({:?}) in the restore bundle",
+                    m.destination.display(),
+                    m.kind
+                ),
+            })?;
+        opts = opts.ext_mnt(
+            m.destination.to_string_lossy().into_owned(),
+            src.to_string_lossy().into_owned(),
+        );
+    }
+    for f in &record.stdio {
+        opts = opts.inherit_fd(f.key.clone(), dup_stdio(f.fd)?);
+    }
+    for (ns, key) in &record.external_namespaces {
+        if ns == "net" {
+            let path = linux
+                .and_then(|l| l.namespaces().as_ref())
+                .into_iter()
+                .flatten()
+                .find(|n| n.typ() == LinuxNamespaceType::Network)
+                .and_then(|n| n.path().clone())
+                .unwrap_or_default();
+            let fd: OwnedFd = std::fs::File::open(&path)
+                .ctx(|| format!("open network namespace {}", path.display()))?
+                .into();
+            opts = opts.inherit_fd(key.clone(), fd);
+        }
+    }
+    if o.empty_ns_network {
+        opts = opts.empty_ns(libc::CLONE_NEWNET as u32);
+    }
+
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        cgroup_path: cgroup_path.clone(),
+        owner: "root".into(),
+        restored_from: Some(image_dir.clone()),
+    };
+    // runc runs the prestart and createRuntime hooks once CRIU has set up the namespaces.
+    let hooks_spec = spec.hooks().clone();
+    let mut seen_pid = None;
+    let mut handler = |n: &mut Notify| -> std::result::Result<(), String> {
+        if n.script == "setup-namespaces" {
+            seen_pid = n.pid;
+            let mut st = state.clone();
+            st.pid = n.pid.unwrap_or(0);
+            let json = serde_json::to_string(&st.oci(Status::Created)).unwrap_or_default();
+            hooks::run(Kind::Prestart, hooks_spec.as_ref(), &json).map_err(|e| e.to_string())?;
+            hooks::run(Kind::CreateRuntime, hooks_spec.as_ref(), &json)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    let mut session = o.criu.session(Some(&mut opts))?;
+    // CRIU restores into cg_root from inside the new cgroup, as runc does.
+    if let Some(p) = session.pid() {
+        cgroup.add(p as i32)?;
+    }
+    let resp = session.call(RequestKind::Restore, Some(&opts), false, &mut handler);
+    session.finish();
+    drop(opts);
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            rb.pid = seen_pid;
+            return Err(e.into());
+        }
+    };
+    let pid = resp.restore.pid();
+    rb.pid = Some(pid);
+    state.pid = pid;
+    state.init_start_time = procfs::start_time(pid).unwrap_or(0);
+    cgroup.verify(linux.and_then(|l| l.resources().as_ref()))?;
+    state.status = Status::Running;
+    write_atomic(
+        &dir.join(STATE_FILE),
+        &serde_json::to_vec_pretty(&state).map_err(|e| Error::Other {
+            context: "encode state".into(),
+            reason: e.to_string(),
+        })?,
+    )?;
+    if let Some(p) = &o.pid_file {
+        write_atomic(
+            &std::path::absolute(p).ctx(|| format!("pid file {}", p.display()))?,
+            pid.to_string().as_bytes(),
+        )?;
+    }
+    let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir(&criu_root);
+    rb.armed = false;
+    drop(lock);
+    let c = Container::load(store, id)?;
+    if let Err(e) = hooks::run(
+        Kind::Poststart,
+        c.spec.hooks().as_ref(),
+        &c.oci_state_json(),
+    ) {
+        tracing::warn!(error = %e, "poststart hook failed");
+    }
+    Ok((c, read_restore(&work_dir)))
+}

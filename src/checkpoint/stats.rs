@@ -1,0 +1,153 @@
+//! CRIU's statistics images (`stats-dump`, `stats-restore`): a magic header, then one
+//! length-prefixed protobuf message. Decoded field by field (stats.proto numbering), so that no
+//! generated code is needed for two small messages.
+
+use std::path::Path;
+
+use protobuf::CodedInputStream;
+use serde::{Deserialize, Serialize};
+
+/// Dump timings in microseconds and page counts (4 KiB pages).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpStats {
+    pub freezing_time_us: u64,
+    pub frozen_time_us: u64,
+    pub memdump_time_us: u64,
+    pub memwrite_time_us: u64,
+    pub pages_scanned: u64,
+    pub pages_skipped_parent: u64,
+    pub pages_written: u64,
+    pub pages_lazy: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStats {
+    pub pages_compared: u64,
+    pub pages_skipped_cow: u64,
+    pub forking_time_us: u64,
+    pub restore_time_us: u64,
+    pub pages_restored: u64,
+}
+
+/// `stats-dump` in `dir`, if CRIU wrote one.
+pub fn read_dump(dir: &Path) -> Option<DumpStats> {
+    let entry = stats_entry(&std::fs::read(dir.join("stats-dump")).ok()?)?;
+    let body = field_bytes(&entry, 1)?;
+    let f = varints(&body)?;
+    let g = |n: u32| f.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+    Some(DumpStats {
+        freezing_time_us: g(1),
+        frozen_time_us: g(2),
+        memdump_time_us: g(3),
+        memwrite_time_us: g(4),
+        pages_scanned: g(5),
+        pages_skipped_parent: g(6),
+        pages_written: g(7),
+        pages_lazy: g(9),
+    })
+}
+
+pub fn read_restore(dir: &Path) -> Option<RestoreStats> {
+    let entry = stats_entry(&std::fs::read(dir.join("stats-restore")).ok()?)?;
+    let body = field_bytes(&entry, 2)?;
+    let f = varints(&body)?;
+    let g = |n: u32| f.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+    Some(RestoreStats {
+        pages_compared: g(1),
+        pages_skipped_cow: g(2),
+        forking_time_us: g(3),
+        restore_time_us: g(4),
+        pages_restored: g(5),
+    })
+}
+
+/// The message of a CRIU image holding one entry: two u32 magics, a u32 size, the message.
+fn stats_entry(img: &[u8]) -> Option<Vec<u8>> {
+    let size = u32::from_le_bytes(img.get(8..12)?.try_into().ok()?) as usize;
+    img.get(12..12 + size).map(<[u8]>::to_vec)
+}
+
+/// The bytes of length-delimited field `n` of a message.
+fn field_bytes(msg: &[u8], n: u32) -> Option<Vec<u8>> {
+    let mut is = CodedInputStream::from_bytes(msg);
+    while !is.eof().ok()? {
+        let tag = is.read_raw_varint32().ok()?;
+        let (num, wire) = (tag >> 3, tag & 7);
+        match wire {
+            2 if num == n => return is.read_bytes().ok(),
+            2 => {
+                is.read_bytes().ok()?;
+            }
+            0 => {
+                is.read_raw_varint64().ok()?;
+            }
+            1 => {
+                is.read_fixed64().ok()?;
+            }
+            5 => {
+                is.read_fixed32().ok()?;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// All varint fields of a flat message, as (field number, value).
+fn varints(msg: &[u8]) -> Option<Vec<(u32, u64)>> {
+    let mut is = CodedInputStream::from_bytes(msg);
+    let mut out = Vec::new();
+    while !is.eof().ok()? {
+        let tag = is.read_raw_varint32().ok()?;
+        match tag & 7 {
+            0 => out.push((tag >> 3, is.read_raw_varint64().ok()?)),
+            2 => {
+                is.read_bytes().ok()?;
+            }
+            1 => {
+                is.read_fixed64().ok()?;
+            }
+            5 => {
+                is.read_fixed32().ok()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    #[test]
+    fn decodes_a_dump_stats_image() {
+        let mut inner = Vec::new();
+        for (field, v) in [(1u64, 1500u64), (2, 9000), (5, 300), (7, 290), (9, 0)] {
+            varint(field << 3, &mut inner);
+            varint(v, &mut inner);
+        }
+        let mut entry = vec![(1 << 3) | 2];
+        varint(inner.len() as u64, &mut entry);
+        entry.extend(&inner);
+        let mut img = vec![0x40, 0x59, 0x10, 0x55, 0x06, 0x33, 0x09, 0x57];
+        img.extend((entry.len() as u32).to_le_bytes());
+        img.extend(&entry);
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("stats-dump"), img).unwrap();
+        let s = read_dump(d.path()).unwrap();
+        assert_eq!(s.freezing_time_us, 1500);
+        assert_eq!(s.frozen_time_us, 9000);
+        assert_eq!(s.pages_scanned, 300);
+        assert_eq!(s.pages_written, 290);
+        assert!(read_restore(d.path()).is_none());
+    }
+}

@@ -1,0 +1,130 @@
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use criurpc::{CgroupMode, Criu};
+use lcr::checkpoint::{self, CheckpointOpts, DumpStats};
+use lcr::container::{Container, Store};
+
+#[derive(clap::Args)]
+/// Checkpoint a running container with CRIU (it is removed afterwards unless --leave-running).
+pub struct Args {
+    pub id: String,
+    /// Directory for the CRIU images.
+    #[arg(long, default_value = "./checkpoint")]
+    image_path: PathBuf,
+    /// Directory for CRIU's log and stats (default: the image path).
+    #[arg(long)]
+    work_path: Option<PathBuf>,
+    #[arg(long)]
+    leave_running: bool,
+    #[arg(long)]
+    tcp_established: bool,
+    #[arg(long)]
+    tcp_skip_in_flight: bool,
+    #[arg(long)]
+    ext_unix_sk: bool,
+    #[arg(long)]
+    shell_job: bool,
+    #[arg(long)]
+    file_locks: bool,
+    #[arg(long)]
+    link_remap: bool,
+    /// Dump memory only, leaving the container running (needs dirty memory tracking).
+    #[arg(long)]
+    pre_dump: bool,
+    /// Images of a previous pre-dump, relative to the image path.
+    #[arg(long)]
+    parent_path: Option<PathBuf>,
+    /// soft, full, strict or ignore.
+    #[arg(long)]
+    manage_cgroups_mode: Option<CgroupMode>,
+    /// `network`: do not dump the network namespace's contents.
+    #[arg(long)]
+    empty_ns: Option<String>,
+    #[arg(long)]
+    auto_dedup: bool,
+    #[arg(long)]
+    lazy_pages: bool,
+    /// An open fd CRIU writes a byte to when its lazy-pages server is ready.
+    #[arg(long)]
+    status_fd: Option<i32>,
+    /// Send memory pages to a CRIU page server at ADDR:PORT.
+    #[arg(long)]
+    page_server: Option<String>,
+    /// Print CRIU's timings and page counts.
+    #[arg(long)]
+    print_stats: bool,
+    /// CRIU binary (default: criu on PATH).
+    #[arg(long, default_value = "criu")]
+    criu: String,
+}
+
+pub fn empty_ns_network(v: Option<&str>) -> anyhow::Result<bool> {
+    match v {
+        None => Ok(false),
+        Some("network") => Ok(true),
+        Some(other) => Err(anyhow!(
+            "--empty-ns {other:?}: only \"network\" is supported"
+        )),
+    }
+}
+
+pub fn print_dump_stats(s: &DumpStats) {
+    println!(
+        "freezing time {} us, frozen time {} us, memdump time {} us, memwrite time {} us",
+        s.freezing_time_us, s.frozen_time_us, s.memdump_time_us, s.memwrite_time_us
+    );
+    println!(
+        "pages scanned {}, skipped (in parent) {}, written {}, lazy {}",
+        s.pages_scanned, s.pages_skipped_parent, s.pages_written, s.pages_lazy
+    );
+}
+
+pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
+    let mut o = CheckpointOpts::new(&a.image_path);
+    o.criu = Criu::with_binary(&a.criu);
+    o.work_path = a.work_path.clone();
+    o.leave_running = a.leave_running;
+    o.tcp_established = a.tcp_established;
+    o.tcp_skip_in_flight = a.tcp_skip_in_flight;
+    o.ext_unix_sk = a.ext_unix_sk;
+    o.shell_job = a.shell_job;
+    o.file_locks = a.file_locks;
+    o.link_remap = a.link_remap;
+    o.pre_dump = a.pre_dump;
+    o.parent_path = a.parent_path.clone();
+    o.manage_cgroups_mode = a.manage_cgroups_mode;
+    o.empty_ns_network = empty_ns_network(a.empty_ns.as_deref())?;
+    o.auto_dedup = a.auto_dedup;
+    o.lazy_pages = a.lazy_pages;
+    if let Some(fd) = a.status_fd {
+        // SAFETY: F_GETFD only queries the descriptor flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(anyhow!(
+                "--status-fd {fd}: not an open fd: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the fd was checked open and is handed to us by the caller for this purpose.
+        o.status_fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    if let Some(ps) = &a.page_server {
+        let (addr, port) = ps
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("--page-server {ps:?}: expected ADDR:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--page-server {ps:?}: bad port"))?;
+        o.page_server = Some((addr.to_string(), port));
+    }
+    let c = Container::load(store, &a.id)?;
+    let report = checkpoint::checkpoint(c, o)?;
+    if a.print_stats {
+        match &report.stats {
+            Some(s) => print_dump_stats(s),
+            None => println!("criu wrote no statistics"),
+        }
+    }
+    Ok(0)
+}

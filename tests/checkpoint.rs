@@ -1,0 +1,421 @@
+//! lcr checkpoint / lcr restore on real containers and real CRIU. Workloads verify themselves:
+//! a counter must go on from where it stopped, files and limits must be there after restore.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// A counter that writes its count to stdout and to /host/n, and reports its pid, hostname and
+/// a tmpfs file it made at start on each line.
+const COUNTER: &str = "echo keep > /dev/shm/mark; i=0; while :; do i=$((i+1)); \
+    echo \"$i $$ $(hostname) $(cat /dev/shm/mark)\"; echo $i > /host/n.tmp; mv /host/n.tmp /host/n; sleep 0.05; done";
+
+fn criu_ready() -> bool {
+    let ok = std::process::Command::new("criu")
+        .arg("check")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have a working CRIU (scripts/install-criu.sh)"
+        );
+        eprintln!("SKIP: no working CRIU (run scripts/install-criu.sh)");
+    }
+    ok
+}
+
+/// A container ready to be checkpointed, and its log file.
+fn counter(name: &str) -> Option<(Ctr, PathBuf)> {
+    let c = Ctr::new(name)?;
+    if !criu_ready() {
+        return None;
+    }
+    c.host_dir();
+    c.args(COUNTER);
+    c.edit(|v| {
+        v["hostname"] = json!("counter");
+        v["linux"]["resources"]["memory"] = json!({"limit": 128u64 << 20});
+        v["linux"]["resources"]["pids"] = json!({"limit": 64});
+    });
+    let log = c.tmp.path().join("app.log");
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &log,
+    );
+    wait_until("counting", || count(&c) > 3);
+    Some((c, log))
+}
+
+/// Runs lcr with the container's stdout and stderr going to `log` (as `lcr run -d >log 2>&1`).
+fn start_logging_to(c: &Ctr, args: &[&str], log: &Path) {
+    let f = std::fs::File::create(log).unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let st = c
+        .cmd()
+        .args(args)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "lcr {args:?}: {}", read(log));
+    drop(err);
+}
+
+fn count(c: &Ctr) -> u64 {
+    read(c.tmp.path().join("host/n"))
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn lines(log: &Path) -> Vec<(u64, String)> {
+    read(log)
+        .lines()
+        .filter_map(|l| {
+            let (n, rest) = l.split_once(' ')?;
+            Some((n.parse().ok()?, rest.to_string()))
+        })
+        .collect()
+}
+
+fn checkpoint(c: &Ctr, img: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["checkpoint", "--image-path", img.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(&c.id);
+    c.lcr(&args)
+}
+
+fn restore_into(target: &Ctr, img: &Path, log: &Path) {
+    start_logging_to(
+        target,
+        &[
+            "restore",
+            "-d",
+            "--bundle",
+            target.bundle.to_str().unwrap(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &target.id,
+        ],
+        log,
+    );
+}
+
+#[test]
+fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
+    let Some((c, log)) = counter("cr-count") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !c.state_dir().exists(),
+        "a checkpointed container is removed"
+    );
+    assert!(!cgroup_exists(&c.cgroup), "and so is its cgroup");
+    let at_dump = count(&c);
+    let before = lines(&log);
+
+    // Restore into a second bundle: another id, cgroup and /host directory.
+    let r = Ctr::new("cr-count2").unwrap();
+    r.host_dir();
+    r.edit(|v| {
+        v["linux"]["resources"]["memory"] = json!({"limit": 96u64 << 20});
+        v["linux"]["resources"]["pids"] = json!({"limit": 32});
+    });
+    let log2 = r.tmp.path().join("app2.log");
+    restore_into(&r, &img, &log2);
+    wait_until("restored counting", || count(&r) > at_dump + 3);
+    let after = lines(&log2);
+    // The count goes on from its own memory, on the restore's stdout.
+    assert_eq!(
+        after[0].0,
+        before.last().unwrap().0 + 1,
+        "log before {before:?} after {after:?}"
+    );
+    // Same pid 1, hostname, and the tmpfs file made before the checkpoint.
+    assert_eq!(after[0].1, "1 counter keep", "{after:?}");
+    let st = r.state();
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["id"], r.id.as_str());
+    // The restore bundle's limits, in the restore bundle's cgroup.
+    assert_eq!(
+        read(r.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(read(r.cgroup_dir("pids").join("pids.max")).trim(), "32");
+    let pid = r.pid();
+    assert!(read(format!("/proc/{pid}/cgroup")).contains(&format!("memory:{}\n", r.cgroup)));
+    // exec, ps and pause work on it.
+    let out = r.lcr(&["exec", &r.id, "cat", "/dev/shm/mark"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "keep");
+    let ps: Vec<i32> = serde_json::from_str(&r.ok(&["ps", &r.id, "--format", "json"])).unwrap();
+    assert!(ps.contains(&pid));
+    r.ok(&["pause", &r.id]);
+    let n = count(&r);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(&r), n);
+    r.ok(&["resume", &r.id]);
+
+    // A second checkpoint of the restored container, and a third life.
+    let img2 = r.tmp.path().join("img2");
+    let out = checkpoint(&r, &img2, &["--print-stats"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pages scanned"));
+    let at_dump2 = count(&r);
+    let r3 = Ctr::new("cr-count3").unwrap();
+    r3.host_dir();
+    let log3 = r3.tmp.path().join("app3.log");
+    restore_into(&r3, &img2, &log3);
+    wait_until("third life", || count(&r3) > at_dump2 + 2);
+    assert_eq!(lines(&log3)[0].0, lines(&log2).last().unwrap().0 + 1);
+    r3.ok(&["delete", "--force", &r3.id]);
+    assert!(!cgroup_exists(&r3.cgroup));
+}
+
+#[test]
+fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
+    let Some((c, _log)) = counter("cr-leave") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &["--leave-running"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.state()["status"], "running");
+    let n = count(&c);
+    wait_until("still counting", || count(&c) > n + 3);
+
+    // Two clones with their own bind-mount sources and limits.
+    let mk = |name: &str, mem: u64, data: &str| {
+        let r = Ctr::new(name).unwrap();
+        r.host_dir();
+        let d = r.tmp.path().join("data");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("who"), data).unwrap();
+        r.edit(|v| v["linux"]["resources"]["memory"] = json!({"limit": mem}));
+        r
+    };
+    let a = mk("cr-clone-a", 64 << 20, "a");
+    let b = mk("cr-clone-b", 80 << 20, "b");
+    for r in [&a, &b] {
+        restore_into(r, &img, &r.tmp.path().join("log"));
+    }
+    for (r, mem) in [(&a, 64u64 << 20), (&b, 80 << 20)] {
+        wait_until("clone counting", || count(r) > n + 2);
+        assert_eq!(
+            read(r.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+            mem.to_string()
+        );
+        assert_ne!(r.pid(), c.pid());
+    }
+    assert_ne!(a.cgroup, b.cgroup);
+}
+
+#[test]
+fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
+    let Some(c) = Ctr::new("cr-bind") else { return };
+    if !criu_ready() {
+        return;
+    }
+    c.host_dir();
+    let data = c.tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("who"), "old").unwrap();
+    let add_data = |r: &Ctr, dir: &Path| {
+        let src = dir.to_str().unwrap().to_string();
+        r.edit(|v| {
+            v["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]
+            }))
+        });
+    };
+    add_data(&c, &data);
+    c.args("while :; do cat /data/who > /host/seen.tmp; mv /host/seen.tmp /host/seen; sleep 0.05; done");
+    c.run_detached();
+    wait_until("old source read", || {
+        read(c.tmp.path().join("host/seen")) == "old"
+    });
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let r = Ctr::new("cr-bind2").unwrap();
+    r.host_dir();
+    // Without /data in the restore bundle the restore is refused, naming the mount.
+    let refused = r.lcr(&[
+        "restore",
+        "-d",
+        "--bundle",
+        r.bundle.to_str().unwrap(),
+        "--image-path",
+        img.to_str().unwrap(),
+        &r.id,
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("bind mount at /data"), "{err}");
+    assert!(!r.state_dir().exists());
+    assert!(!cgroup_exists(&r.cgroup));
+
+    let data2 = r.tmp.path().join("data2");
+    std::fs::create_dir(&data2).unwrap();
+    std::fs::write(data2.join("who"), "new").unwrap();
+    add_data(&r, &data2);
+    restore_into(&r, &img, &r.tmp.path().join("log"));
+    wait_until("new source read", || {
+        read(r.tmp.path().join("host/seen")) == "new"
+    });
+}
+
+#[test]
+fn a_failed_dump_leaves_the_container_running() {
+    let Some(c) = Ctr::new("cr-fail") else { return };
+    if !criu_ready() {
+        return;
+    }
+    let host = c.host_dir();
+    // A deleted 4 MiB file held open: above CRIU's ghost-file limit (1 MiB), so the dump fails.
+    c.args("head -c 4194304 /dev/zero > /big; exec 3</big; rm /big; i=0; while :; do i=$((i+1)); echo $i > /host/n; sleep 0.05; done");
+    c.run_detached();
+    wait_until("counting", || {
+        read(host.join("n")).trim().parse::<u64>().unwrap_or(0) > 3
+    });
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("criu dump failed"), "{err}");
+    assert!(
+        err.to_lowercase().contains("ghost"),
+        "CRIU's own reason is shown: {err}"
+    );
+    assert!(err.contains("dump.log"), "the log path is shown: {err}");
+    assert_eq!(c.state()["status"], "running");
+    assert_eq!(
+        read(c.cgroup_dir("freezer").join("freezer.state")).trim(),
+        "THAWED"
+    );
+    let n: u64 = read(host.join("n")).trim().parse().unwrap();
+    wait_until("counting after the failed dump", || {
+        read(host.join("n")).trim().parse::<u64>().unwrap_or(0) > n + 3
+    });
+}
+
+#[test]
+fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
+    let Some((c, _)) = counter("cr-broken") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert!(checkpoint(&c, &img, &[]).status.success());
+    // Break the image: CRIU's process tree is gone.
+    std::fs::remove_file(img.join("pstree.img")).unwrap();
+    let snapshot = |d: &Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = snapshot(&img);
+    let r = Ctr::new("cr-broken2").unwrap();
+    r.host_dir();
+    let out = r.lcr(&[
+        "restore",
+        "-d",
+        "--bundle",
+        r.bundle.to_str().unwrap(),
+        "--image-path",
+        img.to_str().unwrap(),
+        &r.id,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("criu restore failed"), "{err}");
+    assert!(err.contains("restore.log"), "{err}");
+    assert!(!r.state_dir().exists(), "state left");
+    assert!(!cgroup_exists(&r.cgroup), "cgroup left");
+    assert_eq!(r.lcr(&["list", "-q"]).stdout, b"");
+    assert_eq!(snapshot(&img), before, "the images changed");
+    // Not an lcr image at all.
+    let out = r.lcr(&[
+        "restore",
+        "-d",
+        "--bundle",
+        r.bundle.to_str().unwrap(),
+        "--image-path",
+        "/nonexistent/img",
+        &r.id,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lcr-checkpoint.json"));
+}
+
+#[test]
+fn features_the_kernel_lacks_are_refused_before_touching_the_container() {
+    let Some((c, _)) = counter("cr-kernel") else {
+        return;
+    };
+    let f = criurpc::Criu::new().features().unwrap();
+    if f.mem_track {
+        eprintln!("SKIP (pre-dump refusal): this kernel tracks dirty memory; the kernel lane tests pre-dump");
+    } else {
+        let out = checkpoint(&c, &c.tmp.path().join("pre"), &["--pre-dump"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--pre-dump") && err.contains("dirty memory tracking"),
+            "{err}"
+        );
+        assert!(!c.tmp.path().join("pre").exists(), "nothing was written");
+        let out = checkpoint(
+            &c,
+            &c.tmp.path().join("final"),
+            &["--parent-path", "../pre"],
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--parent-path"));
+    }
+    if lcr::features::lazy_pages_blocker().is_some() {
+        let out = checkpoint(&c, &c.tmp.path().join("lazy"), &["--lazy-pages"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("fs.pipe-max-size"));
+    } else {
+        eprintln!("SKIP (lazy refusal): fs.pipe-max-size allows lazy dumps here");
+    }
+    assert_eq!(c.state()["status"], "running");
+    let n = count(&c);
+    wait_until("counting", || count(&c) > n + 2);
+}
