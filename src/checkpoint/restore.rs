@@ -4,15 +4,15 @@ use std::path::{Path, PathBuf};
 use criurpc::{CgroupMode, Criu, Notify, Options, RequestKind};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::mounts::restore_source;
 use super::record::{machine_arch, Record};
 use super::stats::{read_restore, RestoreStats};
 use crate::cgroups::{container_cgroup_path, Cgroup};
-use crate::container::{write_atomic, Container, State, Status, Store, CONFIG_FILE, STATE_FILE};
+use crate::container::{
+    write_atomic, Container, Rollback, State, Status, Store, CONFIG_FILE, STATE_FILE,
+};
 use crate::error::Context;
 use crate::hooks::{self, Kind};
 use crate::process::{become_subreaper, procfs};
@@ -53,41 +53,6 @@ impl RestoreOpts {
             auto_dedup: false,
             lazy_pages: false,
         }
-    }
-}
-
-/// Undoes a half-restored container: its processes, cgroup and state directory.
-struct Rollback {
-    dir: PathBuf,
-    cgroup: Option<Cgroup>,
-    pid: Option<i32>,
-    armed: bool,
-}
-
-impl Drop for Rollback {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some(p) = self.pid {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(p), None);
-        }
-        if let Some(cg) = &self.cgroup {
-            for p in cg.pids() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-            for _ in 0..200 {
-                if cg.pids().is_empty() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            let _ = cg.destroy();
-        }
-        let root = self.dir.join(CRIU_ROOT);
-        let _ = nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -215,12 +180,7 @@ pub fn restore(
     std::fs::create_dir_all(&work_dir).ctx(|| format!("create {}", work_dir.display()))?;
 
     let (dir, lock) = store.create(id)?;
-    let mut rb = Rollback {
-        dir: dir.clone(),
-        cgroup: None,
-        pid: None,
-        armed: true,
-    };
+    let mut rb = Rollback::new(dir.clone());
     write_atomic(
         &dir.join(CONFIG_FILE),
         &serde_json::to_vec_pretty(spec).map_err(|e| Error::Other {
@@ -330,6 +290,7 @@ pub fn restore(
     let resp = session.call(RequestKind::Restore, Some(&opts), false, &mut handler);
     session.finish();
     drop(opts);
+    let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
     let resp = match resp {
         Ok(r) => r,
         Err(e) => {
@@ -356,9 +317,8 @@ pub fn restore(
             pid.to_string().as_bytes(),
         )?;
     }
-    let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&criu_root);
-    rb.armed = false;
+    rb.disarm();
     drop(lock);
     let c = Container::load(store, id)?;
     if let Err(e) = hooks::run(

@@ -1,11 +1,12 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
-use nix::unistd::{mkfifo, Pid};
+use nix::unistd::mkfifo;
 
-use super::{write_atomic, Container, State, Status, Store, CONFIG_FILE, FIFO_FILE, STATE_FILE};
+use super::{
+    write_atomic, Container, Rollback, State, Status, Store, CONFIG_FILE, FIFO_FILE, STATE_FILE,
+};
 use crate::cgroups::{container_cgroup_path, Cgroup};
 use crate::error::Context;
 use crate::hooks::{self, Kind};
@@ -27,43 +28,6 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-}
-
-/// Undoes a half-made container when dropped armed: kills the init, removes the cgroup and
-/// the state directory, so a failed create leaves nothing behind.
-struct Rollback {
-    dir: PathBuf,
-    cgroup: Option<Cgroup>,
-    pid: Option<i32>,
-    armed: bool,
-}
-
-impl Drop for Rollback {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some(pid) = self.pid {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            // We are the subreaper: the init is (or becomes) our child.
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
-        }
-        if let Some(cg) = &self.cgroup {
-            for p in cg.pids() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-            for _ in 0..200 {
-                if cg.pids().is_empty() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            if let Err(e) = cg.destroy() {
-                tracing::warn!(error = %e, "rollback: cgroup not removed");
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Creates container `id` from a bundle: its init is left blocked until `start`.
@@ -96,12 +60,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     };
 
     let (dir, lock) = store.create(id)?;
-    let mut rb = Rollback {
-        dir: dir.clone(),
-        cgroup: None,
-        pid: None,
-        armed: true,
-    };
+    let mut rb = Rollback::new(dir.clone());
     write_atomic(
         &dir.join(CONFIG_FILE),
         &serde_json::to_vec_pretty(spec).map_err(|e| Error::Other {
@@ -209,7 +168,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, spawned.pid)?;
     }
-    rb.armed = false;
+    rb.disarm();
     Ok(Container {
         state,
         spec: bundle.spec.clone(),
