@@ -41,5 +41,16 @@ sleep 0.5; c=$(cat "$WORK/out/count"); echo "resumed: count $b -> $c"; [ "$c" -g
 step lcr --root "$ROOT" events --stats "$ID"
 step lcr --root "$ROOT" list
 step lcr features
-step lcr --root "$ROOT" delete --force "$ID"
+
+# Checkpoint: the container is dumped by CRIU and removed; restore brings it back, under a
+# new id and cgroup, counting on from where it stopped.
+step lcr --root "$ROOT" checkpoint --image-path "$WORK/img" --print-stats "$ID"
+at=$(cat "$WORK/out/count"); echo "checkpointed at count $at"
+sleep 0.5; [ "$(cat "$WORK/out/count")" = "$at" ] || { echo "still counting after checkpoint" >&2; exit 1; }
+ID2=$ID-restored
+cleanup() { for i in "$ID" "$ID2"; do lcr --root "$ROOT" delete --force "$i" >/dev/null 2>&1 || true; done; rm -rf "$WORK"; }
+step lcr --root "$ROOT" restore -d --bundle . --image-path "$WORK/img" --print-stats "$ID2"
+sleep 0.5; now=$(cat "$WORK/out/count"); echo "restored: count $at -> $now"; [ "$now" -gt "$at" ]
+step lcr --root "$ROOT" state "$ID2"
+step lcr --root "$ROOT" delete --force "$ID2"
 echo; echo "demo: OK"

@@ -8,7 +8,7 @@ say() { echo "setup: $*"; }
 export DEBIAN_FRONTEND=noninteractive
 
 PKGS="build-essential pkg-config libseccomp-dev busybox-static runc crun iproute2 procps
-openssh-server openssh-client podman uidmap zstd"
+openssh-server openssh-client podman uidmap zstd iptables strace"
 missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q >/dev/null

@@ -94,7 +94,17 @@ fn checkpoint(c: &Ctr, img: &Path, extra: &[&str]) -> std::process::Output {
     c.lcr(&args)
 }
 
-fn restore_into(target: &Ctr, img: &Path, log: &Path) {
+/// Restores into `target`. Like any volume, its /host must hold the files the checkpointed
+/// process had open there (the counter may be caught between writing n.tmp and renaming it):
+/// they are carried over from `from`.
+fn restore_into(from: &Ctr, target: &Ctr, img: &Path, log: &Path) {
+    let src = from.tmp.path().join("host");
+    let dst = target.host_dir();
+    for e in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+        if !dst.join(e.file_name()).exists() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
     start_logging_to(
         target,
         &[
@@ -138,7 +148,7 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
         v["linux"]["resources"]["pids"] = json!({"limit": 32});
     });
     let log2 = r.tmp.path().join("app2.log");
-    restore_into(&r, &img, &log2);
+    restore_into(&c, &r, &img, &log2);
     wait_until("restored counting", || count(&r) > at_dump + 3);
     let after = lines(&log2);
     // The count goes on from its own memory, on the restore's stdout.
@@ -184,7 +194,7 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     let r3 = Ctr::new("cr-count3").unwrap();
     r3.host_dir();
     let log3 = r3.tmp.path().join("app3.log");
-    restore_into(&r3, &img2, &log3);
+    restore_into(&r, &r3, &img2, &log3);
     wait_until("third life", || count(&r3) > at_dump2 + 2);
     assert_eq!(lines(&log3)[0].0, lines(&log2).last().unwrap().0 + 1);
     r3.ok(&["delete", "--force", &r3.id]);
@@ -220,7 +230,7 @@ fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
     let a = mk("cr-clone-a", 64 << 20, "a");
     let b = mk("cr-clone-b", 80 << 20, "b");
     for r in [&a, &b] {
-        restore_into(r, &img, &r.tmp.path().join("log"));
+        restore_into(&c, r, &img, &r.tmp.path().join("log"));
     }
     for (r, mem) in [(&a, 64u64 << 20), (&b, 80 << 20)] {
         wait_until("clone counting", || count(r) > n + 2);
@@ -287,7 +297,7 @@ fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
     std::fs::create_dir(&data2).unwrap();
     std::fs::write(data2.join("who"), "new").unwrap();
     add_data(&r, &data2);
-    restore_into(&r, &img, &r.tmp.path().join("log"));
+    restore_into(&c, &r, &img, &r.tmp.path().join("log"));
     wait_until("new source read", || {
         read(r.tmp.path().join("host/seen")) == "new"
     });
@@ -418,4 +428,159 @@ fn features_the_kernel_lacks_are_refused_before_touching_the_container() {
     assert_eq!(c.state()["status"], "running");
     let n = count(&c);
     wait_until("counting", || count(&c) > n + 2);
+}
+
+#[test]
+fn an_established_tcp_connection_inside_the_container_survives() {
+    let Some(c) = Ctr::new("cr-tcp") else { return };
+    if !criu_ready() {
+        return;
+    }
+    let host = c.host_dir();
+    c.edit(|v| {
+        for k in ["bounding", "effective", "permitted"] {
+            v["process"]["capabilities"][k]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_NET_ADMIN"));
+        }
+    });
+    // An echo server and a counting client on the container's own loopback.
+    c.args(
+        "ip link set lo up; nc -l -p 5555 -e cat & sleep 0.3; \
+         i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 5555 > /host/replies",
+    );
+    c.run_detached();
+    let replies = || {
+        read(host.join("replies"))
+            .lines()
+            .filter_map(|l| l.parse::<u64>().ok())
+            .collect::<Vec<_>>()
+    };
+    wait_until("echoes", || replies().len() > 3);
+    let img = c.tmp.path().join("img");
+    // Without --tcp-established CRIU refuses, and the container runs on.
+    let out = checkpoint(&c, &img, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("criu dump failed"));
+    let n = replies().len();
+    wait_until("echoes after refusal", || replies().len() > n + 2);
+
+    let img = c.tmp.path().join("img-tcp");
+    let out = checkpoint(&c, &img, &["--tcp-established"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = replies();
+    let r = Ctr::new("cr-tcp2").unwrap();
+    let rhost = r.host_dir();
+    // The same file goes on in the restore's /host: copy what was there.
+    std::fs::copy(host.join("replies"), rhost.join("replies")).unwrap();
+    let out = r.lcr(&[
+        "restore",
+        "-d",
+        "--tcp-established",
+        "--bundle",
+        r.bundle.to_str().unwrap(),
+        "--image-path",
+        img.to_str().unwrap(),
+        &r.id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rreplies = || {
+        read(rhost.join("replies"))
+            .lines()
+            .filter_map(|l| l.parse::<u64>().ok())
+            .collect::<Vec<_>>()
+    };
+    wait_until("echoes over the restored connection", || {
+        rreplies().len() > before.len() + 5
+    });
+    let all = rreplies();
+    for w in all.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "the echoed sequence broke: {all:?}");
+    }
+}
+
+#[test]
+fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
+    let Some(c) = Ctr::new("cr-netns") else {
+        return;
+    };
+    if !criu_ready() {
+        return;
+    }
+    let ns = format!("lcr-crtest-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(ip(&["netns", "add", &ns]).status.success());
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .output();
+        }
+    }
+    let _del = Del(ns.clone());
+    let path = format!("/run/netns/{ns}");
+    let join = |r: &Ctr| {
+        r.edit(|v| {
+            for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "network" {
+                    n["path"] = json!(path);
+                }
+            }
+        })
+    };
+    join(&c);
+    c.host_dir();
+    c.args(COUNTER);
+    let log = c.tmp.path().join("app.log");
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &log,
+    );
+    wait_until("counting", || count(&c) > 2);
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = count(&c);
+    // A restore bundle that does not join it is refused, naming why.
+    let r = Ctr::new("cr-netns2").unwrap();
+    r.host_dir();
+    let out = r.lcr(&[
+        "restore",
+        "-d",
+        "--bundle",
+        r.bundle.to_str().unwrap(),
+        "--image-path",
+        img.to_str().unwrap(),
+        &r.id,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("network namespace"));
+    join(&r);
+    restore_into(&c, &r, &img, &r.tmp.path().join("log"));
+    wait_until("counting again", || count(&r) > at + 2);
+    let want = std::fs::metadata(&path)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let got = std::fs::read_link(format!("/proc/{}/ns/net", r.pid())).unwrap();
+    assert_eq!(got.to_string_lossy(), format!("net:[{want}]"));
 }

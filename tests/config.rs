@@ -305,3 +305,28 @@ fn no_pivot_sysctl_and_oom_score_adj() {
     // The host's own setting is untouched (the container has its own net namespace).
     assert!(!c.state_dir().exists());
 }
+
+#[test]
+fn container_processes_get_default_signal_dispositions() {
+    let Some(c) = Ctr::new("sigdfl") else { return };
+    // SigIgn lists the ignored signals; SIGPIPE (13) must not be among them.
+    c.args("grep ^SigIgn: /proc/self/status; yes | head -c 3 >/dev/null; echo piped=$?");
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let ign = u64::from_str_radix(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap(),
+        16,
+    )
+    .unwrap();
+    assert_eq!(
+        ign & (1 << (13 - 1)),
+        0,
+        "SIGPIPE is ignored in the container: {out}"
+    );
+    assert!(out.contains("piped=0"), "{out}");
+}

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::notify::{AcceptAll, NotifyHandler};
-use crate::{rpc, Error, Features, Options, RequestKind, Result, Session, Version, MIN_VERSION};
+use crate::{rpc, Error, Features, Options, RequestKind, Result, Session, Version};
 
 /// A CRIU binary to talk to. Each operation runs its own `criu swrk` [`Session`].
 #[derive(Debug, Clone)]
@@ -85,23 +85,18 @@ impl Criu {
     }
 
     pub fn version(&self) -> Result<Version> {
-        let resp = self.one_shot(RequestKind::Version, None, &mut AcceptAll)?;
-        if !resp.version.is_some() {
-            return Err(Error::Protocol("version reply without a version".into()));
-        }
-        Ok(Version::from_rpc(&resp.version))
+        let mut session = self.session(None)?;
+        let v = session.version();
+        session.finish();
+        v
     }
 
-    /// The version, or [`Error::TooOld`] when it is below [`MIN_VERSION`].
+    /// The version, or [`Error::TooOld`] when it is below [`crate::MIN_VERSION`].
     pub fn require_supported(&self) -> Result<Version> {
-        let v = self.version()?;
-        if !v.at_least(&MIN_VERSION) {
-            return Err(Error::TooOld {
-                found: v.to_string(),
-                needed: MIN_VERSION.to_string(),
-            });
-        }
-        Ok(v)
+        let mut session = self.session(None)?;
+        let v = session.require_supported();
+        session.finish();
+        v
     }
 
     /// CHECK: does this kernel have what CRIU needs for basic dump and restore?

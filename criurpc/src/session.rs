@@ -254,6 +254,32 @@ impl Session {
         handler.notify(&mut n).map_err(|reason| (script, reason))
     }
 
+    /// VERSION, keeping the session open for the request that follows (saves a CRIU start).
+    pub fn version(&mut self) -> Result<crate::Version> {
+        let resp = self.call(
+            RequestKind::Version,
+            None,
+            true,
+            &mut crate::notify::AcceptAll,
+        )?;
+        if !resp.version.is_some() {
+            return Err(Error::Protocol("version reply without a version".into()));
+        }
+        Ok(crate::Version::from_rpc(&resp.version))
+    }
+
+    /// [`Session::version`], or [`Error::TooOld`] below [`crate::MIN_VERSION`].
+    pub fn require_supported(&mut self) -> Result<crate::Version> {
+        let v = self.version()?;
+        if !v.at_least(&crate::MIN_VERSION) {
+            return Err(Error::TooOld {
+                found: v.to_string(),
+                needed: crate::MIN_VERSION.to_string(),
+            });
+        }
+        Ok(v)
+    }
+
     /// PAGE_SERVER_CHLD: a page server that is a child of this CRIU process, to be waited for
     /// with [`Session::wait_pid`] on the same session.
     pub fn page_server_child(&mut self, opts: &Options) -> Result<PageServer> {

@@ -155,7 +155,20 @@ impl Cgroup {
     /// the old values back; on v2 it restores none) the restore bundle's limits must hold.
     pub fn verify(&self, res: Option<&LinuxResources>) -> Result<()> {
         let Some(r) = res else { return Ok(()) };
+        if self.limits_differ(r).is_empty() {
+            return Ok(());
+        }
         self.set(r)?;
+        let wrong = self.limits_differ(r);
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err("limits after restore", wrong.join("; ")))
+        }
+    }
+
+    /// The limits of `r` the cgroup does not have, described.
+    fn limits_differ(&self, r: &LinuxResources) -> Vec<String> {
         let page = 4096i64;
         let mut wrong = Vec::new();
         let read = |ctrl: &str, v1: &'static str, v2: &'static str| {
@@ -194,11 +207,7 @@ impl Cgroup {
                 wrong.push(format!("{file} is {got}, config says {quota}"));
             }
         }
-        if wrong.is_empty() {
-            Ok(())
-        } else {
-            Err(self.err("limits after restore", wrong.join("; ")))
-        }
+        wrong
     }
 
     pub fn freeze(&self) -> Result<()> {

@@ -1,7 +1,7 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use criurpc::{CgroupMode, Criu, Notify, Options};
+use criurpc::{CgroupMode, Criu, Notify, Options, RequestKind};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::mounts::{external_mounts, present_in};
@@ -123,7 +123,6 @@ fn mkdir_private(p: &Path) -> Result<()> {
 pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointReport> {
     let status = c.status();
     status.check(c.id(), Action::Checkpoint)?;
-    let version = o.criu.require_supported()?;
     check_kernel(&o)?;
     let image_dir = std::path::absolute(&o.image_path)
         .ctx(|| format!("image path {}", o.image_path.display()))?;
@@ -224,19 +223,31 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         order.push(n.script.clone());
         Ok(())
     };
-    let result = if o.pre_dump {
-        o.criu.single_pre_dump(opts, &mut handler).map(|_| ())
+    // One CRIU process answers VERSION (kept open) and then the dump.
+    let kind = if o.pre_dump {
+        RequestKind::SinglePreDump
     } else {
-        o.criu.dump(opts, &mut handler).map(|_| ())
+        RequestKind::Dump
     };
+    let mut session = o.criu.session(Some(&mut opts))?;
+    let result = session.require_supported().and_then(|v| {
+        session
+            .call(kind, Some(&opts), false, &mut handler)
+            .map(|_| v)
+    });
+    session.finish();
+    drop(opts);
     tracing::debug!(?order, "criu dump notifications");
-    if let Err(e) = result {
-        // CRIU resumes the tasks it froze; make sure a running container is not left frozen.
-        if status == Status::Running && cgroup.is_frozen() {
-            let _ = cgroup.thaw();
+    let version = match result {
+        Ok(v) => v,
+        Err(e) => {
+            // CRIU resumes the tasks it froze; make sure a running container is not left frozen.
+            if status == Status::Running && cgroup.is_frozen() {
+                let _ = cgroup.thaw();
+            }
+            return Err(e.into());
         }
-        return Err(e.into());
-    }
+    };
     let stats = read_dump(&work_dir);
     let record = Record {
         format: FORMAT,

@@ -59,12 +59,7 @@ impl RestoreOpts {
 const CRIU_ROOT: &str = "criu-root";
 
 /// Refuses images this host or this bundle cannot restore, before anything is made.
-fn check_compatible(
-    r: &Record,
-    image_dir: &Path,
-    bundle: &Bundle,
-    criu_version: &criurpc::Version,
-) -> Result<()> {
+fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle) -> Result<()> {
     let bad = |reason: String| Error::Other {
         context: format!("restore from {}", image_dir.display()),
         reason,
@@ -78,14 +73,6 @@ fn check_compatible(
             r.arch,
             machine_arch()
         )));
-    }
-    if let Some(dumped) = criurpc::Version::parse(r.criu_version.split(' ').next().unwrap_or("")) {
-        if !criu_version.at_least(&dumped) {
-            return Err(bad(format!(
-                "the image was made by CRIU {} and this host has CRIU {criu_version}, which is older",
-                r.criu_version
-            )));
-        }
     }
     if !image_dir.join("inventory.img").exists() {
         return Err(bad(
@@ -125,6 +112,42 @@ fn check_compatible(
         }
     }
     Ok(())
+}
+
+/// CRIU must not be older than the one that made the images.
+fn check_criu_version(r: &Record, image_dir: &Path, have: &criurpc::Version) -> Result<()> {
+    match criurpc::Version::parse(r.criu_version.split(' ').next().unwrap_or("")) {
+        Some(dumped) if !have.at_least(&dumped) => Err(Error::Other {
+            context: format!("restore from {}", image_dir.display()),
+            reason: format!(
+                "the image was made by CRIU {} and this host has CRIU {have}, which is older",
+                r.criu_version
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// CRIU checks the size of regular files it did not dump (the container's stdio among them)
+/// unless they were write-only and appending; say so when that is why a restore failed.
+fn explain_stdio_size(e: criurpc::Error, r: &Record) -> Error {
+    let text = e.to_string();
+    let Some(fd) = r
+        .stdio
+        .iter()
+        .find(|f| text.contains(&format!("File fd/{} has bad size", f.fd)))
+    else {
+        return e.into();
+    };
+    Error::Other {
+        context: "restore".into(),
+        reason: format!(
+            "{text}\n  hint: the container's fd {} was {} opened for reading too, so CRIU insists on \
+             a file of the same size; give the restore that file, or start containers with \
+             write-only stdio (`>log`), which lcr switches to append mode at checkpoint",
+            fd.fd, fd.path
+        ),
+    }
 }
 
 /// Gives CRIU a root that is a mount point (it requires one) in a private mount namespace of
@@ -169,8 +192,7 @@ pub fn restore(
         .ctx(|| format!("image path {}", o.image_path.display()))?;
     let record = Record::read(&image_dir)?;
     let bundle = Bundle::load(&o.bundle)?;
-    let version = o.criu.require_supported()?;
-    check_compatible(&record, &image_dir, &bundle, &version)?;
+    check_compatible(&record, &image_dir, &bundle)?;
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     let work_dir = match &o.work_path {
@@ -282,7 +304,11 @@ pub fn restore(
         }
         Ok(())
     };
+    // One CRIU process answers VERSION (kept open) and then the restore; the fds to inherit
+    // are handed to it as it starts.
     let mut session = o.criu.session(Some(&mut opts))?;
+    let version = session.require_supported()?;
+    check_criu_version(&record, &image_dir, &version)?;
     // CRIU restores into cg_root from inside the new cgroup, as runc does.
     if let Some(p) = session.pid() {
         cgroup.add(p as i32)?;
@@ -295,7 +321,7 @@ pub fn restore(
         Ok(r) => r,
         Err(e) => {
             rb.pid = seen_pid;
-            return Err(e.into());
+            return Err(explain_stdio_size(e, &record));
         }
     };
     let pid = resp.restore.pid();

@@ -36,7 +36,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
                 println!(
                     "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
                     r["id"].as_str().unwrap_or_default(),
-                    r["pid"],
+                    r["pid"].as_i64().unwrap_or(0),
                     r["status"].as_str().unwrap_or_default(),
                     r["bundle"].as_str().unwrap_or_default(),
                     r["created"].as_str().unwrap_or_default(),
