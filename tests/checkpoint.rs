@@ -278,15 +278,7 @@ fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
     let r = Ctr::new("cr-bind2").unwrap();
     r.host_dir();
     // Without /data in the restore bundle the restore is refused, naming the mount.
-    let refused = r.lcr(&[
-        "restore",
-        "-d",
-        "--bundle",
-        r.bundle.to_str().unwrap(),
-        "--image-path",
-        img.to_str().unwrap(),
-        &r.id,
-    ]);
+    let refused = r.try_restore(&img);
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("bind mount at /data"), "{err}");
@@ -364,15 +356,7 @@ fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
     let before = snapshot(&img);
     let r = Ctr::new("cr-broken2").unwrap();
     r.host_dir();
-    let out = r.lcr(&[
-        "restore",
-        "-d",
-        "--bundle",
-        r.bundle.to_str().unwrap(),
-        "--image-path",
-        img.to_str().unwrap(),
-        &r.id,
-    ]);
+    let out = r.try_restore(&img);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("criu restore failed"), "{err}");
@@ -516,34 +500,8 @@ fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
     if !criu_ready() {
         return;
     }
-    let ns = format!("lcr-crtest-{}", std::process::id());
-    let ip = |args: &[&str]| {
-        std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    assert!(ip(&["netns", "add", &ns]).status.success());
-    struct Del(String);
-    impl Drop for Del {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", &self.0])
-                .output();
-        }
-    }
-    let _del = Del(ns.clone());
-    let path = format!("/run/netns/{ns}");
-    let join = |r: &Ctr| {
-        r.edit(|v| {
-            for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
-                if n["type"] == "network" {
-                    n["path"] = json!(path);
-                }
-            }
-        })
-    };
-    join(&c);
+    let ns = NetNs::new("lcr-crtest");
+    c.join_netns(&ns);
     c.host_dir();
     c.args(COUNTER);
     let log = c.tmp.path().join("app.log");
@@ -564,21 +522,13 @@ fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
     // A restore bundle that does not join it is refused, naming why.
     let r = Ctr::new("cr-netns2").unwrap();
     r.host_dir();
-    let out = r.lcr(&[
-        "restore",
-        "-d",
-        "--bundle",
-        r.bundle.to_str().unwrap(),
-        "--image-path",
-        img.to_str().unwrap(),
-        &r.id,
-    ]);
+    let out = r.try_restore(&img);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("network namespace"));
-    join(&r);
+    r.join_netns(&ns);
     restore_into(&c, &r, &img, &r.tmp.path().join("log"));
     wait_until("counting again", || count(&r) > at + 2);
-    let want = std::fs::metadata(&path)
+    let want = std::fs::metadata(&ns.path)
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         .unwrap();
     let got = std::fs::read_link(format!("/proc/{}/ns/net", r.pid())).unwrap();

@@ -230,41 +230,18 @@ fn a_user_namespace_maps_root_to_an_unprivileged_host_uid() {
 #[test]
 fn a_network_namespace_is_joined_by_path() {
     let Some(c) = Ctr::new("netns") else { return };
-    let ns = format!("lcr-test-{}", std::process::id());
-    let ip = |args: &[&str]| {
-        std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    assert!(ip(&["netns", "add", &ns]).status.success());
-    struct Del(String);
-    impl Drop for Del {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", &self.0])
-                .output();
-        }
-    }
-    let _del = Del(ns.clone());
-    // A dummy-free marker: a loopback address only this namespace has.
-    assert!(ip(&["-n", &ns, "addr", "add", "127.9.9.9/8", "dev", "lo"])
+    let ns = NetNs::new("lcr-test");
+    // A marker: a loopback address only this namespace has.
+    assert!(ns
+        .ip(&["addr", "add", "127.9.9.9/8", "dev", "lo"])
         .status
         .success());
-    let path = format!("/run/netns/{ns}");
-    c.edit(|v| {
-        let nss = v["linux"]["namespaces"].as_array_mut().unwrap();
-        for n in nss.iter_mut() {
-            if n["type"] == "network" {
-                n["path"] = json!(path);
-            }
-        }
-    });
+    c.join_netns(&ns);
     c.args("readlink /proc/self/ns/net; ip addr show lo 2>/dev/null | grep -c 127.9.9.9");
     let (code, out, err) = c.run();
     assert_eq!(code, 0, "{err}");
     let want = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns, "readlink", "/proc/self/ns/net"])
+        .args(["netns", "exec", &ns.name, "readlink", "/proc/self/ns/net"])
         .output()
         .unwrap();
     assert_eq!(

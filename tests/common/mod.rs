@@ -182,6 +182,73 @@ impl Ctr {
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(&self.id)
     }
+
+    /// `lcr restore -d` of the images in `img` into this container's bundle and id.
+    pub fn try_restore(&self, img: &Path) -> Output {
+        self.lcr(&[
+            "restore",
+            "-d",
+            "--bundle",
+            self.bundle.to_str().unwrap(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &self.id,
+        ])
+    }
+
+    /// Makes the container join `ns` (by its /run/netns path) instead of a new network namespace.
+    pub fn join_netns(&self, ns: &NetNs) {
+        let path = ns.path.clone();
+        self.edit(|v| {
+            for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "network" {
+                    n["path"] = json!(path);
+                }
+            }
+        })
+    }
+}
+
+/// A named network namespace (`ip netns add`), deleted when dropped.
+pub struct NetNs {
+    pub name: String,
+    pub path: String,
+}
+
+impl NetNs {
+    pub fn new(prefix: &str) -> Self {
+        let name = format!("{prefix}-{}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            path: format!("/run/netns/{name}"),
+            name,
+        }
+    }
+
+    pub fn ip(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
 }
 
 impl Drop for Ctr {
