@@ -534,3 +534,91 @@ fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
     let got = std::fs::read_link(format!("/proc/{}/ns/net", r.pid())).unwrap();
     assert_eq!(got.to_string_lossy(), format!("net:[{want}]"));
 }
+
+#[test]
+fn a_terminal_container_is_restored_through_a_console_socket() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixListener;
+    let Some(c) = Ctr::new("cr-tty") else { return };
+    if !criu_ready() {
+        return;
+    }
+    c.edit(|v| v["process"]["terminal"] = json!(true));
+    // No job control (+m): a shell that opens /dev/tty trips CRIU's ctty check when the
+    // pty master is held outside the container (see the README's limits).
+    c.args("export x=41; exec sh +m");
+    let talk = |sock: &Path, run: &dyn Fn()| -> std::fs::File {
+        let l = UnixListener::bind(sock).unwrap();
+        run();
+        let (conn, _) = l.accept().unwrap();
+        std::fs::File::from(lcr::process::console::recv_master(conn.as_fd()).unwrap())
+    };
+    let read_until = |t: &mut std::fs::File, want: &str| {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !seen.contains(want) && std::time::Instant::now() < deadline {
+            let mut p = [nix::poll::PollFd::new(
+                t.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            if nix::poll::poll(&mut p, nix::poll::PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+                continue;
+            }
+            match t.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    };
+    let s1 = c.tmp.path().join("c1.sock");
+    let mut t1 = talk(&s1, &|| {
+        c.ok(&[
+            "create",
+            "--bundle",
+            c.bundle.to_str().unwrap(),
+            "--console-socket",
+            s1.to_str().unwrap(),
+            &c.id,
+        ]);
+    });
+    c.ok(&["start", &c.id]);
+    // Shell state that must survive: a variable set before the checkpoint.
+    t1.write_all(b"y=1; echo ready-$((x+y))\n").unwrap();
+    assert!(read_until(&mut t1, "ready-42").contains("ready-42"));
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(t1);
+
+    let r = Ctr::new("cr-tty2").unwrap();
+    r.edit(|v| v["process"]["terminal"] = json!(true));
+    // A terminal container needs a console socket.
+    let out = r.try_restore(&img);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
+    assert!(!r.state_dir().exists());
+    let s2 = r.tmp.path().join("c2.sock");
+    let mut t2 = talk(&s2, &|| {
+        r.ok(&[
+            "restore",
+            "-d",
+            "--bundle",
+            r.bundle.to_str().unwrap(),
+            "--image-path",
+            img.to_str().unwrap(),
+            "--console-socket",
+            s2.to_str().unwrap(),
+            &r.id,
+        ]);
+    });
+    t2.write_all(b"echo again-$((x+y+1))\n").unwrap();
+    let seen = read_until(&mut t2, "again-43");
+    assert!(seen.contains("again-43"), "{seen:?}");
+}

@@ -100,14 +100,8 @@ pub fn external_mounts(
             });
         }
     }
-    if terminal {
-        out.push(ExternalMount {
-            destination: PathBuf::from("/dev/console"),
-            kind: MountKind::Console,
-            source: PathBuf::new(),
-            hierarchy: None,
-        });
-    }
+    // /dev/console is a bind of the container's own devpts slave: CRIU restores it itself.
+    let _ = terminal;
     out
 }
 

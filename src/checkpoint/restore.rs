@@ -26,6 +26,8 @@ pub struct RestoreOpts {
     pub image_path: PathBuf,
     pub work_path: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
+    /// Where the new pty master of a terminal container is sent (required for those).
+    pub console_socket: Option<PathBuf>,
     pub tcp_established: bool,
     pub ext_unix_sk: bool,
     pub shell_job: bool,
@@ -44,6 +46,7 @@ impl RestoreOpts {
             image_path: image_path.into(),
             work_path: None,
             pid_file: None,
+            console_socket: None,
             tcp_established: false,
             ext_unix_sk: false,
             shell_job: false,
@@ -193,6 +196,23 @@ pub fn restore(
     let record = Record::read(&image_dir)?;
     let bundle = Bundle::load(&o.bundle)?;
     check_compatible(&record, &image_dir, &bundle)?;
+    let terminal = record
+        .config
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    // Connect first, so a bad socket fails before anything is made.
+    let console = match (&o.console_socket, terminal) {
+        (Some(p), true) => Some(crate::process::console::connect(p)?),
+        (None, true) => {
+            return Err(Error::Other {
+                context: format!("restore from {}", image_dir.display()),
+                reason: "the container has a terminal: --console-socket is required".into(),
+            })
+        }
+        _ => None,
+    };
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     let work_dir = match &o.work_path {
@@ -235,6 +255,7 @@ pub fn restore(
         .file_locks(o.file_locks)
         .auto_dedup(o.auto_dedup)
         .lazy_pages(o.lazy_pages)
+        .orphan_pts_master(terminal)
         .notify_scripts(true)
         .log_level(4)
         .log_file("restore.log");
@@ -293,6 +314,15 @@ pub fn restore(
     let hooks_spec = spec.hooks().clone();
     let mut seen_pid = None;
     let mut handler = |n: &mut Notify| -> std::result::Result<(), String> {
+        if n.script == "orphan-pts-master" {
+            // CRIU made a new pty for the terminal; its master goes to the console socket.
+            let (Some(sock), Some(master)) = (&console, n.take_fd()) else {
+                return Err("a pty master arrived but there is no console socket".into());
+            };
+            use std::os::fd::{AsFd, AsRawFd};
+            crate::process::console::send_master(sock.as_fd(), "/dev/console", master.as_raw_fd())
+                .map_err(|e| e.to_string())?;
+        }
         if n.script == "setup-namespaces" {
             seen_pid = n.pid;
             let mut st = state.clone();

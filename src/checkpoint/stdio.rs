@@ -45,10 +45,15 @@ pub fn describe(pid: i32) -> Vec<StdioFile> {
         let Ok(meta) = std::fs::metadata(&link) else {
             continue;
         };
+        let mnt_id = fdinfo_mnt_id(pid, fd).unwrap_or(0);
         let (kind, key, external) = if let Some(ino) = bracketed(&path, "pipe:[") {
             (StdioKind::Pipe, format!("pipe:[{ino}]"), false)
         } else if let Some(ino) = bracketed(&path, "socket:[") {
             (StdioKind::Socket, format!("socket:[{ino}]"), false)
+        } else if container_mounts.contains(&mnt_id) {
+            // On a mount of the container's own (its devpts terminal, a file in its rootfs):
+            // CRIU saves and restores it with the rest; nothing to reconnect.
+            continue;
         } else if meta.file_type().is_char_device() && is_tty_major(meta.rdev()) {
             (
                 StdioKind::Tty,
@@ -56,12 +61,10 @@ pub fn describe(pid: i32) -> Vec<StdioFile> {
                 true,
             )
         } else {
-            let mnt_id = fdinfo_mnt_id(pid, fd).unwrap_or(0);
-            let external = !container_mounts.contains(&mnt_id);
             (
                 StdioKind::File,
                 format!("file[{:x}:{:x}]", mnt_id, meta.ino()),
-                external,
+                true,
             )
         };
         out.push(StdioFile {
@@ -142,18 +145,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn our_own_stdio_is_described() {
-        let me = std::process::id() as i32;
-        let d = describe(me);
-        assert!(!d.is_empty());
-        for f in &d {
-            match f.kind {
-                StdioKind::Pipe => assert!(f.key.starts_with("pipe:[") && !f.external),
-                StdioKind::File => assert!(f.key.starts_with("file[")),
-                StdioKind::Tty => assert!(f.key.starts_with("tty[") && f.external),
-                StdioKind::Socket => assert!(f.key.starts_with("socket:[")),
-            }
-        }
+    fn pipes_are_described_by_inode_and_own_files_skipped() {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = describe(child.id() as i32);
+        let stdin_fd = std::os::fd::AsRawFd::as_raw_fd(child.stdin.as_ref().unwrap());
+        let stdin_ino = std::fs::metadata(format!("/proc/self/fd/{stdin_fd}"))
+            .unwrap()
+            .ino();
+        let _ = child.kill();
+        let _ = child.wait();
+        let f0 = d
+            .iter()
+            .find(|f| f.fd == 0)
+            .unwrap_or_else(|| panic!("{d:?}"));
+        assert_eq!(f0.kind, StdioKind::Pipe);
+        assert_eq!(f0.key, format!("pipe:[{stdin_ino}]"));
+        assert!(!f0.external);
+        assert!(d.iter().any(|f| f.fd == 1 && f.kind == StdioKind::Pipe));
+        // /dev/null is on a mount of the child's own mount namespace: nothing to reconnect.
+        assert!(!d.iter().any(|f| f.fd == 2), "{d:?}");
         assert_eq!(bracketed("pipe:[123]", "pipe:["), Some("123"));
     }
 }

@@ -23,7 +23,7 @@ pub struct Args {
     detach: bool,
     #[arg(long)]
     pid_file: Option<PathBuf>,
-    /// Accepted for runc compatibility; terminal containers are restored through it.
+    /// Unix socket that receives the new pty master of a terminal container.
     #[arg(long)]
     console_socket: Option<PathBuf>,
     #[arg(long)]
@@ -62,6 +62,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     o.criu = Criu::with_binary(&a.criu);
     o.work_path = a.work_path.clone();
     o.pid_file = a.pid_file.clone();
+    o.console_socket = a.console_socket.clone();
     o.tcp_established = a.tcp_established;
     o.ext_unix_sk = a.ext_unix_sk;
     o.shell_job = a.shell_job;
