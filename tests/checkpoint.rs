@@ -622,3 +622,87 @@ fn a_terminal_container_is_restored_through_a_console_socket() {
     let seen = read_until(&mut t2, "again-43");
     assert!(seen.contains("again-43"), "{seen:?}");
 }
+
+#[test]
+fn stdio_pipes_are_reconnected_to_the_restores_pipes() {
+    use std::io::{BufRead, BufReader};
+    let Some(c) = Ctr::new("cr-pipe") else { return };
+    if !criu_ready() {
+        return;
+    }
+    c.host_dir();
+    c.args(COUNTER);
+    // As conmon does: the container's stdout and stderr are pipes held by the caller.
+    let spawn_piped = |t: &Ctr, args: &[&str]| {
+        let mut child = t
+            .cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        assert!(child.wait().unwrap().success(), "lcr {args:?}");
+        BufReader::new(out)
+    };
+    let next = |r: &mut BufReader<std::process::ChildStdout>| {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        l.split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut p1 = spawn_piped(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+    );
+    let mut last = 0;
+    while last < 5 {
+        last = next(&mut p1);
+    }
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Drain what was written before the checkpoint.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut p1, &mut rest).unwrap();
+    if let Some(n) = rest
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+    {
+        last = n;
+    }
+    let r = Ctr::new("cr-pipe2").unwrap();
+    r.host_dir();
+    for e in std::fs::read_dir(c.tmp.path().join("host"))
+        .unwrap()
+        .flatten()
+    {
+        let _ = std::fs::copy(e.path(), r.tmp.path().join("host").join(e.file_name()));
+    }
+    let mut p2 = spawn_piped(
+        &r,
+        &[
+            "restore",
+            "-d",
+            "--bundle",
+            r.bundle.to_str().unwrap(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &r.id,
+        ],
+    );
+    assert_eq!(
+        next(&mut p2),
+        last + 1,
+        "the count goes on through the new pipe"
+    );
+    assert_eq!(next(&mut p2), last + 2);
+    r.ok(&["delete", "--force", &r.id]);
+}
