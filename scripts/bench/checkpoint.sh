@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoint and restore speed and image size: lcr against Debian's runc, both with the same
 # CRIU, on the same busybox bundle running memtouch (M MiB touched; M = 64, 512, 2048).
-# Interleaved rounds (default 3; `ROUNDS=5 scripts/bench/checkpoint.sh 64 512`); prints
+# Interleaved rounds, alternating which runtime goes first, a sync before each timed step
+# (default 3; `ROUNDS=5 scripts/bench/checkpoint.sh 64 512`); prints
 # medians of checkpoint time, restore time, image size, and the ratios lcr/runc.
 set -euo pipefail
 SIZES=${*:-64 512 2048}
@@ -43,15 +44,19 @@ PY
 }
 for M in $SIZES; do
   for r in $(seq 1 "$ROUNDS"); do
-    for rt in lcr runc; do
+    # Alternate who goes first, so writeback of the previous images hits both alike.
+    order="lcr runc"; [ $((r % 2)) = 0 ] && order="runc lcr"
+    for rt in $order; do
       B=$([ $rt = lcr ] && echo "$LCR" || echo runc)
       R="$WORK/root-$rt"; bd=$(bundle $rt "$M"); id="$rt-$M-$r"; img="$WORK/img-$id"
       rm -f "$WORK/out/$rt/ready"
       (cd "$bd" && "$B" --root "$R" run -d --bundle "$bd" "$id" </dev/null >/dev/null 2>&1)
       for _ in $(seq 1 600); do [ -s "$WORK/out/$rt/ready" ] && break; sleep 0.1; done
       [ -s "$WORK/out/$rt/ready" ] || { echo "$rt: workload did not start" >&2; exit 1; }
+      sync
       t0=$(now); "$B" --root "$R" checkpoint --image-path "$img" "$id" </dev/null >/dev/null; t1=$(now)
       size=$(du -sb "$img" | cut -f1)
+      sync
       t2=$(now); (cd "$bd" && "$B" --root "$R" restore -d --bundle "$bd" --image-path "$img" "$id" </dev/null >/dev/null 2>&1); t3=$(now)
       "$B" --root "$R" state "$id" | grep '"running"' >/dev/null || { echo "$rt: restored container not running" >&2; exit 1; }
       "$B" --root "$R" delete -f "$id" >/dev/null

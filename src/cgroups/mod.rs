@@ -233,7 +233,13 @@ impl Cgroup {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats::from(self.mgr.stats())
+        let mut st = Stats::from(self.mgr.stats());
+        if self.version == Version::V2 {
+            // v2 has no cpuacct: usage comes from cpu.stat, in microseconds.
+            let text = std::fs::read_to_string(self.dir(None).join("cpu.stat")).unwrap_or_default();
+            stats::fill_cpu_from_v2(&mut st, &text);
+        }
+        st
     }
 
     pub fn exists(&self) -> bool {

@@ -71,6 +71,25 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
+/// Fills the CPU usage (nanoseconds, as on v1) from a v2 `cpu.stat`.
+pub(super) fn fill_cpu_from_v2(st: &mut Stats, cpu_stat: &str) {
+    for line in cpu_stat.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(k), Some(v)) = (f.next(), f.next().and_then(|v| v.parse::<u64>().ok())) else {
+            continue;
+        };
+        match k {
+            "usage_usec" => st.cpu.usage.total = v * 1000,
+            "user_usec" => st.cpu.usage.user = v * 1000,
+            "system_usec" => st.cpu.usage.kernel = v * 1000,
+            "nr_periods" => st.cpu.throttling.periods = v,
+            "nr_throttled" => st.cpu.throttling.throttled_periods = v,
+            "throttled_usec" => st.cpu.throttling.throttled_time = v * 1000,
+            _ => {}
+        }
+    }
+}
+
 /// Negative limits mean "none" in cgroups-rs; print them as 0 like runc.
 fn clamp(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -144,5 +163,24 @@ impl From<CgroupStats> for Stats {
         out.blkio.io_service_bytes_recursive = entries(&s.blkio.io_service_bytes_recursive);
         out.blkio.io_serviced_recursive = entries(&s.blkio.io_serviced_recursive);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_cpu_stat_is_read_in_nanoseconds() {
+        let mut st = Stats::default();
+        fill_cpu_from_v2(
+            &mut st,
+            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 7\nnr_throttled 2\nthrottled_usec 30\n",
+        );
+        assert_eq!(st.cpu.usage.total, 1_500_000);
+        assert_eq!(st.cpu.usage.user, 1_000_000);
+        assert_eq!(st.cpu.usage.kernel, 500_000);
+        assert_eq!(st.cpu.throttling.throttled_periods, 2);
+        assert_eq!(st.cpu.throttling.throttled_time, 30_000);
     }
 }

@@ -205,6 +205,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     if o.empty_ns_network {
         opts = opts.empty_ns(libc::CLONE_NEWNET as u32);
     }
+    opts = super::network_lock(opts);
     if let Some((addr, port)) = &o.page_server {
         opts = opts.page_server(addr.clone(), *port);
     }
@@ -218,6 +219,29 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         opts = opts.parent_img(p.to_string_lossy().into_owned());
     }
 
+    // Written before the request: a lazy dump serves pages until the restore has them all,
+    // and the restore reads this first. Rewritten with CRIU's statistics afterwards.
+    let mut record = Record {
+        format: FORMAT,
+        id: c.id().to_string(),
+        lcr_version: env!("CARGO_PKG_VERSION").to_string(),
+        criu_version: String::new(),
+        kernel: kernel_release(),
+        arch: machine_arch(),
+        cgroup_version: cgroup.version(),
+        cgroup_path: c.state.cgroup_path.clone(),
+        checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        config: c.spec.clone(),
+        bundle: c.state.bundle.clone(),
+        mounts,
+        stdio,
+        external_namespaces,
+        leave_running: o.leave_running,
+        pre_dump: o.pre_dump,
+        parent: o.parent_path.clone(),
+        stats: None,
+    };
+    record.write(&image_dir)?;
     let mut order = Vec::new();
     let mut handler = |n: &mut Notify| {
         order.push(n.script.clone());
@@ -241,6 +265,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let version = match result {
         Ok(v) => v,
         Err(e) => {
+            let _ = std::fs::remove_file(image_dir.join(super::RECORD_FILE));
             // CRIU resumes the tasks it froze; make sure a running container is not left frozen.
             if status == Status::Running && cgroup.is_frozen() {
                 let _ = cgroup.thaw();
@@ -249,26 +274,8 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         }
     };
     let stats = read_dump(&work_dir);
-    let record = Record {
-        format: FORMAT,
-        id: c.id().to_string(),
-        lcr_version: env!("CARGO_PKG_VERSION").to_string(),
-        criu_version: version.to_string(),
-        kernel: kernel_release(),
-        arch: machine_arch(),
-        cgroup_version: cgroup.version(),
-        cgroup_path: c.state.cgroup_path.clone(),
-        checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        config: c.spec.clone(),
-        bundle: c.state.bundle.clone(),
-        mounts,
-        stdio,
-        external_namespaces,
-        leave_running: o.leave_running,
-        pre_dump: o.pre_dump,
-        parent: o.parent_path.clone(),
-        stats: stats.clone(),
-    };
+    record.criu_version = version.to_string();
+    record.stats = stats.clone();
     record.write(&image_dir)?;
     if !o.leave_running && !o.pre_dump {
         container::delete(c, true)?;

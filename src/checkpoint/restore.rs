@@ -295,6 +295,7 @@ pub fn restore(
     if o.empty_ns_network {
         opts = opts.empty_ns(libc::CLONE_NEWNET as u32);
     }
+    opts = super::network_lock(opts);
 
     let mut state = State {
         oci_version: spec.version().clone(),

@@ -1,0 +1,33 @@
+"""Writes the bundles the guest tests use: config.json files made from `lcr spec`, with the
+rootfs at /rootfs, a host directory /out-NAME mounted at /out, and the limits under test."""
+import json, os, subprocess, sys, tempfile
+
+lcr, dest = sys.argv[1], sys.argv[2]
+with tempfile.TemporaryDirectory() as d:
+    subprocess.run([lcr, "spec", "--bundle", d], check=True)
+    base = json.load(open(os.path.join(d, "config.json")))
+
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; mv /out/n.tmp /out/n; sleep 0.05; done"
+TICKS = "exec memtouch 64 >> /out/ticks"
+
+def bundle(name, cgroup, args, out, memory=None, pids=None, cpu=None):
+    c = json.loads(json.dumps(base))
+    c["root"] = {"path": "/rootfs", "readonly": False}
+    c["process"]["terminal"] = False
+    c["process"]["args"] = ["sh", "-c", args]
+    c["linux"]["cgroupsPath"] = cgroup
+    # The guest's network namespace: CRIU's dump of a container netns fails on this kernel
+    # ("Dumping netns links: -22 reported by netlink"), which the host lane covers instead.
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+    res = c["linux"].setdefault("resources", {})
+    if memory: res["memory"] = {"limit": memory}
+    if pids: res["pids"] = {"limit": pids}
+    if cpu: res["cpu"] = {"quota": cpu[0], "period": cpu[1]}
+    c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    os.makedirs(os.path.join(dest, name), exist_ok=True)
+    json.dump(c, open(os.path.join(dest, name, "config.json"), "w"), indent=1)
+
+bundle("limits", "/lcr-lane/limits", COUNTER, "/out-a", memory=64 << 20, pids=32, cpu=(50000, 100000))
+bundle("restored", "/lcr-lane/restored", COUNTER, "/out-a", memory=96 << 20, pids=40, cpu=(20000, 100000))
+bundle("ticks", "/lcr-lane/ticks", TICKS, "/out-b")
+bundle("ticks2", "/lcr-lane/ticks2", TICKS, "/out-b")

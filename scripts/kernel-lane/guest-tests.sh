@@ -1,0 +1,107 @@
+#!/bin/sh
+# Runs inside the guest (Debian 6.1 kernel, cgroup v2 at /sys/fs/cgroup, soft-dirty, userfaultfd):
+# lcr itself on cgroup v2, checkpoint/restore with v2 limits under a new id, pre-copy with
+# pre-dumps, and a lazy (post-copy) restore. One PASS/FAIL line per test in $OUT/results.txt.
+export PATH=/usr/local/bin:/usr/local/sbin:/bin:/sbin
+OUT=${OUT:-/tmp}; RES=$OUT/results.txt; : > "$RES"
+LOGS=$OUT/logs; rm -rf "$LOGS"; mkdir -p "$LOGS"
+CG=/sys/fs/cgroup
+fails=0
+up() { cut -d' ' -f1 /proc/uptime; }
+res() { echo "$*" | tee -a "$RES"; }
+begin() { T=$1; T0=$(up); echo "=== $T"; }
+took() { echo "$(up) $T0" | awk '{printf "%.2fs", $1-$2}'; }
+pass() { res "PASS $T ($(took))${1:+: $1}"; }
+fail() { res "FAIL $T: $*"; fails=$((fails+1)); }
+waitfor() { i=0; while [ $i -lt "${2:-100}" ]; do eval "$1" && return 0; sleep 0.1; i=$((i+1)); done; return 1; }
+num() { cat "$1" 2>/dev/null || echo 0; }
+tick() { tail -1 /out-b/ticks 2>/dev/null | awk '{print $2+0}'; }
+kib() { du -ck "$1"/pages-*.img 2>/dev/null | tail -1 | cut -f1; }
+run() { # name, then the lcr arguments; stderr kept in $LOGS/name.err
+  n=$1; shift; lcr "$@" </dev/null >"$LOGS/$n.out" 2>"$LOGS/$n.err"
+}
+mkdir -p /out-a /out-b
+res "kernel $(uname -r); cgroup2 controllers: $(cat $CG/cgroup.controllers); boot-to-tests $(up)s"
+res "lcr: $(lcr --version); $(criu --version | head -1)"
+
+t_lifecycle() {
+  begin "v2 lifecycle: limits, pause/resume through cgroup.freeze, stats, delete"
+  run c1 run -d --bundle /bundles/limits c1 || { fail "run: $(cat $LOGS/c1.err)"; return; }
+  d=$CG/lcr-lane/limits
+  waitfor '[ "$(num /out-a/n)" -gt 3 ]' || { fail "the container does not count"; return; }
+  m=$(cat $d/memory.max); p=$(cat $d/pids.max); c=$(cat $d/cpu.max)
+  [ "$m" = 67108864 ] && [ "$p" = 32 ] && [ "$c" = "50000 100000" ] || { fail "limits: memory.max=$m pids.max=$p cpu.max='$c'"; return; }
+  run p1 pause c1 || { fail "pause: $(cat $LOGS/p1.err)"; return; }
+  [ "$(cat $d/cgroup.freeze)" = 1 ] || { fail "cgroup.freeze is $(cat $d/cgroup.freeze) after pause"; return; }
+  a=$(num /out-a/n); sleep 0.5; b=$(num /out-a/n)
+  [ "$a" = "$b" ] || { fail "the counter moved while paused ($a -> $b)"; return; }
+  run r1 resume c1 || { fail "resume: $(cat $LOGS/r1.err)"; return; }
+  waitfor '[ "$(num /out-a/n)" -gt $((b+3)) ]' || { fail "no counting after resume"; return; }
+  run e1 events --stats c1 || { fail "events: $(cat $LOGS/e1.err)"; return; }
+  grep -q '"limit":32}' $LOGS/e1.out && ! grep -q '"usage":{"total":0,' $LOGS/e1.out || { fail "stats (pids limit, cpu usage): $(cat $LOGS/e1.out)"; return; }
+  run d1 delete -f c1 || { fail "delete: $(cat $LOGS/d1.err)"; return; }
+  [ ! -d $d ] || { fail "cgroup $d left after delete"; return; }
+  pass "memory.max=$m pids.max=$p cpu.max='$c'"
+}
+
+t_restore_v2() {
+  begin "v2 checkpoint/restore under a new id, the restore bundle's limits recreated and checked"
+  run c2 run -d --bundle /bundles/limits c2 || { fail "run: $(cat $LOGS/c2.err)"; return; }
+  waitfor '[ "$(num /out-a/n)" -gt 3 ]' || { fail "the container does not count"; return; }
+  run k2 checkpoint --print-stats --image-path /tmp/img-c2 c2 || { fail "checkpoint: $(cat $LOGS/k2.err)"; return; }
+  at=$(num /out-a/n)
+  [ ! -d $CG/lcr-lane/limits ] || { fail "the checkpointed container's cgroup is left"; return; }
+  run s3 restore -d --bundle /bundles/restored --image-path /tmp/img-c2 c3 || { fail "restore: $(cat $LOGS/s3.err)"; return; }
+  d=$CG/lcr-lane/restored
+  m=$(cat $d/memory.max); p=$(cat $d/pids.max); c=$(cat $d/cpu.max)
+  [ "$m" = 100663296 ] && [ "$p" = 40 ] && [ "$c" = "20000 100000" ] || { fail "limits after restore: memory.max=$m pids.max=$p cpu.max='$c'"; return; }
+  waitfor '[ "$(num /out-a/n)" -gt $((at+3)) ]' || { fail "no counting after restore (at $at, now $(num /out-a/n))"; return; }
+  grep -q "0::/lcr-lane/restored" /proc/$(lcr state c3 | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')/cgroup || { fail "the restored init is not in /lcr-lane/restored"; return; }
+  run d3 delete -f c3 || { fail "delete: $(cat $LOGS/d3.err)"; return; }
+  [ ! -d $d ] || { fail "cgroup left"; return; }
+  pass "count $at went on; memory.max=$m pids.max=$p cpu.max='$c'"
+}
+
+t_precopy() {
+  begin "pre-copy: two --pre-dump, a final --parent-path checkpoint, restore counts on"
+  : > /out-b/ticks
+  run t1 run -d --bundle /bundles/ticks t1 || { fail "run: $(cat $LOGS/t1.err)"; return; }
+  waitfor '[ "$(tick)" -gt 5 ]' || { fail "memtouch does not tick"; return; }
+  s=$(up); run q1 checkpoint --pre-dump --image-path /tmp/pre1 t1 || { fail "pre-dump 1: $(cat $LOGS/q1.err)"; return; }
+  s1=$(echo "$(up) $s" | awk '{printf "%.2f", $1-$2}'); k1=$(kib /tmp/pre1); sleep 1
+  s=$(up); run q2 checkpoint --pre-dump --image-path /tmp/pre2 --parent-path ../pre1 t1 || { fail "pre-dump 2: $(cat $LOGS/q2.err)"; return; }
+  s2=$(echo "$(up) $s" | awk '{printf "%.2f", $1-$2}'); k2=$(kib /tmp/pre2); sleep 1
+  s=$(up); run q3 checkpoint --print-stats --image-path /tmp/final --parent-path ../pre2 t1 || { fail "final: $(cat $LOGS/q3.err)"; return; }
+  s3=$(echo "$(up) $s" | awk '{printf "%.2f", $1-$2}'); k3=$(kib /tmp/final)
+  last=$(tick)
+  [ "$k2" -lt $((k1/4)) ] && [ "$k3" -lt $((k1/4)) ] || { fail "pages did not shrink: ${k1} -> ${k2} -> ${k3} KiB"; return; }
+  run t2 restore -d --bundle /bundles/ticks2 --image-path /tmp/final t2 || { fail "restore: $(cat $LOGS/t2.err)"; return; }
+  waitfor '[ "$(tick)" -gt $((last+3)) ]' || { fail "no ticks after restore (last $last, now $(tick))"; return; }
+  run d4 delete -f t2
+  pass "pages pre1 ${k1} KiB (${s1}s), pre2 ${k2} KiB (${s2}s), final ${k3} KiB (${s3}s); tick $last went on"
+}
+
+t_lazy() {
+  begin "post-copy: --lazy-pages checkpoint serving pages, lazy restore counts on"
+  : > /out-b/ticks
+  run l1 run -d --bundle /bundles/ticks l1 || { fail "run: $(cat $LOGS/l1.err)"; return; }
+  waitfor '[ "$(tick)" -gt 5 ]' || { fail "memtouch does not tick"; return; }
+  ( lcr checkpoint --lazy-pages --page-server 127.0.0.1:27000 --image-path /tmp/lz l1 </dev/null >$LOGS/lz.out 2>$LOGS/lz.err; echo $? > /tmp/lz.rc ) &
+  waitfor 'grep -q "Starting lazy pages server" /tmp/lz/dump.log 2>/dev/null' 300 || { fail "lazy dump did not start serving: $(cat $LOGS/lz.err)"; return; }
+  last=$(tick)
+  criu lazy-pages --page-server --address 127.0.0.1 --port 27000 -D /tmp/lz -d -o lazy.log || { fail "criu lazy-pages did not start"; return; }
+  run l2 restore -d --lazy-pages --bundle /bundles/ticks2 --image-path /tmp/lz l2 || { fail "lazy restore: $(cat $LOGS/l2.err)"; return; }
+  waitfor '[ "$(tick)" -gt $((last+3)) ]' || { fail "no ticks after lazy restore (last $last, now $(tick))"; return; }
+  waitfor '[ -f /tmp/lz.rc ]' 300 || { fail "the lazy dump never finished"; return; }
+  [ "$(cat /tmp/lz.rc)" = 0 ] || { fail "lazy checkpoint exited $(cat /tmp/lz.rc): $(cat $LOGS/lz.err)"; return; }
+  transferred=$(grep -ho "UFFD transferred pages: ([0-9/]*)" /tmp/lz/*.log | tail -1)
+  run d5 delete -f l2
+  pass "tick $last went on; $transferred"
+}
+
+t_lifecycle
+t_restore_v2
+t_precopy
+t_lazy
+for f in /tmp/img-c2 /tmp/pre1 /tmp/pre2 /tmp/final /tmp/lz; do for l in $f/*.log; do [ -f "$l" ] && cp "$l" "$LOGS/$(basename $f)-$(basename $l)"; done; done
+res "tests finished at uptime $(up)s, $fails failed"
