@@ -142,7 +142,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     let mounts = present_in(
-        external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path, terminal),
+        external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path),
         pid,
     );
     let stdio = stdio::describe(pid);

@@ -20,8 +20,6 @@ pub enum MountKind {
     Cgroup,
     /// /dev/null over a masked file.
     Masked,
-    /// The pty slave bound on /dev/console.
-    Console,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,12 +40,7 @@ fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
 }
 
 /// The external mounts of a container running `spec` with its cgroup at `cgroup_path`.
-pub fn external_mounts(
-    spec: &Spec,
-    bundle: &Path,
-    cgroup_path: &str,
-    terminal: bool,
-) -> Vec<ExternalMount> {
+pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup_path: &str) -> Vec<ExternalMount> {
     let mut out = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let dest = m.destination().clone();
@@ -101,7 +94,6 @@ pub fn external_mounts(
         }
     }
     // /dev/console is a bind of the container's own devpts slave: CRIU restores it itself.
-    let _ = terminal;
     out
 }
 
@@ -137,7 +129,6 @@ pub fn restore_source(
     spec: &Spec,
     bundle: &Path,
     cgroup: &Cgroup,
-    console: Option<&Path>,
 ) -> Option<PathBuf> {
     match m.kind {
         MountKind::Bind => spec.mounts().iter().flatten().find_map(|rm| {
@@ -155,6 +146,5 @@ pub fn restore_source(
             Some(hier.join(cgroup.path().trim_start_matches('/')))
         }
         MountKind::Masked => Some(PathBuf::from("/dev/null")),
-        MountKind::Console => console.map(Path::to_path_buf),
     }
 }

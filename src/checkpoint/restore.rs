@@ -260,15 +260,14 @@ pub fn restore(
         .log_level(4)
         .log_file("restore.log");
     for m in &record.mounts {
-        let src =
-            restore_source(m, spec, &bundle.dir, &cgroup, None).ok_or_else(|| Error::Other {
-                context: "restore".into(),
-                reason: format!(
-                    "no source for the external mount {} ({:?}) in the restore bundle",
-                    m.destination.display(),
-                    m.kind
-                ),
-            })?;
+        let src = restore_source(m, spec, &bundle.dir, &cgroup).ok_or_else(|| Error::Other {
+            context: "restore".into(),
+            reason: format!(
+                "no source for the external mount {} ({:?}) in the restore bundle",
+                m.destination.display(),
+                m.kind
+            ),
+        })?;
         opts = opts.ext_mnt(
             m.destination.to_string_lossy().into_owned(),
             src.to_string_lossy().into_owned(),
