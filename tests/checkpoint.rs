@@ -706,3 +706,31 @@ fn stdio_pipes_are_reconnected_to_the_restores_pipes() {
     assert_eq!(next(&mut p2), last + 2);
     r.ok(&["delete", "--force", &r.id]);
 }
+
+#[test]
+fn restore_runs_the_restore_bundles_hooks_with_the_new_state() {
+    let Some((c, _)) = counter("cr-hooks") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert!(checkpoint(&c, &img, &[]).status.success());
+    let r = Ctr::new("cr-hooks2").unwrap();
+    let host = r.host_dir();
+    let hd = host.to_str().unwrap().to_string();
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {hd}/{name}.json")]});
+    r.edit(|v| {
+        v["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")]
+        })
+    });
+    restore_into(&c, &r, &img, &r.tmp.path().join("log"));
+    let pid = r.pid();
+    for name in ["prestart", "createRuntime", "poststart"] {
+        let st: serde_json::Value = serde_json::from_str(&read(host.join(format!("{name}.json"))))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(st["id"], r.id.as_str(), "{name}: {st}");
+        assert_eq!(st["pid"].as_i64().unwrap() as i32, pid, "{name}: {st}");
+    }
+}

@@ -12,7 +12,8 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 LCR=${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}
 command -v runc >/dev/null || { echo "runc not installed (scripts/setup.sh)" >&2; exit 1; }
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
-WORK=$(mktemp -d /var/tmp/lcr-ckbench.XXXXXX)
+# BENCH_DIR=/dev/shm keeps the images in memory, out of the way of disk writeback.
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lcr-ckbench.XXXXXX")
 cleanup() {
   for rt in lcr runc; do
     B=$([ $rt = lcr ] && echo "$LCR" || echo runc)
