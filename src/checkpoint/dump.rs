@@ -135,12 +135,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
 
     let pid = c.state.pid;
     let cgroup = c.cgroup()?;
-    let terminal = c
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = crate::spec::has_terminal(&c.spec);
     let mounts = present_in(
         external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path),
         pid,

@@ -43,11 +43,7 @@ pub struct Record {
 
 impl Record {
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let data = serde_json::to_vec_pretty(self).map_err(|e| Error::Other {
-            context: "encode checkpoint record".into(),
-            reason: e.to_string(),
-        })?;
-        crate::container::write_atomic(&dir.join(RECORD_FILE), &data)
+        crate::container::write_json(&dir.join(RECORD_FILE), self)
     }
 
     pub fn read(dir: &Path) -> Result<Self> {

@@ -11,7 +11,7 @@ use super::record::{machine_arch, Record};
 use super::stats::{read_restore, RestoreStats};
 use crate::cgroups::{container_cgroup_path, Cgroup};
 use crate::container::{
-    write_atomic, Container, Rollback, State, Status, Store, CONFIG_FILE, STATE_FILE,
+    write_json, Container, Rollback, State, Status, Store, CONFIG_FILE, STATE_FILE,
 };
 use crate::error::Context;
 use crate::hooks::{self, Kind};
@@ -196,12 +196,7 @@ pub fn restore(
     let record = Record::read(&image_dir)?;
     let bundle = Bundle::load(&o.bundle)?;
     check_compatible(&record, &image_dir, &bundle)?;
-    let terminal = record
-        .config
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = crate::spec::has_terminal(&record.config);
     // Connect first, so a bad socket fails before anything is made.
     let console = match (&o.console_socket, terminal) {
         (Some(p), true) => Some(crate::process::console::connect(p)?),
@@ -223,13 +218,7 @@ pub fn restore(
 
     let (dir, lock) = store.create(id)?;
     let mut rb = Rollback::new(dir.clone());
-    write_atomic(
-        &dir.join(CONFIG_FILE),
-        &serde_json::to_vec_pretty(spec).map_err(|e| Error::Other {
-            context: "encode config".into(),
-            reason: e.to_string(),
-        })?,
-    )?;
+    write_json(&dir.join(CONFIG_FILE), spec)?;
     let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
     rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
@@ -296,20 +285,7 @@ pub fn restore(
     }
     opts = super::network_lock(opts);
 
-    let mut state = State {
-        oci_version: spec.version().clone(),
-        id: id.to_string(),
-        status: Status::Creating,
-        pid: 0,
-        init_start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        cgroup_path: cgroup_path.clone(),
-        owner: "root".into(),
-        restored_from: Some(image_dir.clone()),
-    };
+    let mut state = State::new(id, &bundle, &cgroup_path, Some(image_dir.clone()));
     // runc runs the prestart and createRuntime hooks once CRIU has set up the namespaces.
     let hooks_spec = spec.hooks().clone();
     let mut seen_pid = None;
@@ -360,18 +336,9 @@ pub fn restore(
     state.init_start_time = procfs::start_time(pid).unwrap_or(0);
     cgroup.verify(linux.and_then(|l| l.resources().as_ref()))?;
     state.status = Status::Running;
-    write_atomic(
-        &dir.join(STATE_FILE),
-        &serde_json::to_vec_pretty(&state).map_err(|e| Error::Other {
-            context: "encode state".into(),
-            reason: e.to_string(),
-        })?,
-    )?;
+    write_json(&dir.join(STATE_FILE), &state)?;
     if let Some(p) = &o.pid_file {
-        write_atomic(
-            &std::path::absolute(p).ctx(|| format!("pid file {}", p.display()))?,
-            pid.to_string().as_bytes(),
-        )?;
+        crate::container::write_pid_file(p, pid)?;
     }
     let _ = std::fs::remove_dir(&criu_root);
     rb.disarm();

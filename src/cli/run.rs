@@ -22,12 +22,7 @@ pub struct Args {
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let mut opts = a.common.opts();
     let bundle = lcr::spec::Bundle::load(&opts.bundle)?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = lcr::spec::has_terminal(&bundle.spec);
     // In the foreground with a terminal and no console socket, lcr holds the pty itself.
     let mut own_console = None;
     if terminal && !a.detach && opts.console_socket.is_none() {

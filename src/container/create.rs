@@ -5,7 +5,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 
 use super::{
-    write_atomic, Container, Rollback, State, Status, Store, CONFIG_FILE, FIFO_FILE, STATE_FILE,
+    write_atomic, write_json, Container, Rollback, State, Status, Store, CONFIG_FILE, FIFO_FILE,
+    STATE_FILE,
 };
 use crate::cgroups::{container_cgroup_path, Cgroup};
 use crate::error::Context;
@@ -61,13 +62,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
 
     let (dir, lock) = store.create(id)?;
     let mut rb = Rollback::new(dir.clone());
-    write_atomic(
-        &dir.join(CONFIG_FILE),
-        &serde_json::to_vec_pretty(spec).map_err(|e| Error::Other {
-            context: "encode config".into(),
-            reason: e.to_string(),
-        })?,
-    )?;
+    write_json(&dir.join(CONFIG_FILE), spec)?;
     let fifo = dir.join(FIFO_FILE);
     mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
     // Not left to the umask, and owned by the container's root, which may be an unprivileged
@@ -98,20 +93,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
     become_subreaper()?;
 
-    let mut state = State {
-        oci_version: spec.version().clone(),
-        id: id.to_string(),
-        status: Status::Creating,
-        pid: 0,
-        init_start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        cgroup_path: cgroup_path.clone(),
-        owner: "root".into(),
-        restored_from: None,
-    };
+    let mut state = State::new(id, &bundle, &cgroup_path, None);
     let ctx = InitContext {
         id,
         spec,
@@ -158,13 +140,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     crate::process::sync_expect(&spawned.ch, Msg::Created)?;
 
     state.status = Status::Created;
-    write_atomic(
-        &dir.join(STATE_FILE),
-        &serde_json::to_vec_pretty(&state).map_err(|e| Error::Other {
-            context: "encode state".into(),
-            reason: e.to_string(),
-        })?,
-    )?;
+    write_json(&dir.join(STATE_FILE), &state)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, spawned.pid)?;
     }

@@ -78,7 +78,7 @@ pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
         }
     }
     if let Some(p) = &opts.pid_file {
-        super::create::write_pid_file(p, spawned.pid)?;
+        super::write_pid_file(p, spawned.pid)?;
     }
     Ok(spawned.pid)
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+pub(crate) use create::write_pid_file;
 pub use create::{create, CreateOpts};
 pub use delete::delete;
 pub use exec::{exec, ExecOpts};
@@ -24,7 +25,7 @@ pub use pause::{pause, resume};
 pub use rollback::Rollback;
 pub use start::start;
 pub use state::{Action, OciState, State, Status};
-pub use store::{validate_id, write_atomic, Lock, Store, MAX_ID_LEN};
+pub use store::{validate_id, write_atomic, write_json, Lock, Store, MAX_ID_LEN};
 pub use update::update;
 
 use crate::cgroups::Cgroup;
@@ -112,19 +113,11 @@ impl Container {
     }
 
     pub fn save(&self) -> Result<()> {
-        let data = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Other {
-            context: "encode state".into(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&self.dir.join(STATE_FILE), &data)
+        write_json(&self.dir.join(STATE_FILE), &self.state)
     }
 
     pub fn save_spec(&self) -> Result<()> {
-        let data = serde_json::to_vec_pretty(&self.spec).map_err(|e| Error::Other {
-            context: "encode config".into(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&self.dir.join(CONFIG_FILE), &data)
+        write_json(&self.dir.join(CONFIG_FILE), &self.spec)
     }
 
     /// Processes of the container (from its cgroup).

@@ -137,6 +137,30 @@ pub struct OciState<'a> {
 }
 
 impl State {
+    /// The state of a container being made from `bundle` (by create, or by restore from
+    /// `restored_from`): no process yet.
+    pub fn new(
+        id: &str,
+        bundle: &crate::spec::Bundle,
+        cgroup_path: &str,
+        restored_from: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            status: Status::Creating,
+            pid: 0,
+            init_start_time: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            cgroup_path: cgroup_path.to_string(),
+            owner: "root".into(),
+            restored_from,
+        }
+    }
+
     pub fn oci(&self, status: Status) -> OciState<'_> {
         OciState {
             oci_version: &self.oci_version,

@@ -128,6 +128,15 @@ impl Store {
     }
 }
 
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(|e| Error::Other {
+        context: format!("encode {}", path.display()),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &data)
+}
+
 /// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;

@@ -39,6 +39,14 @@ impl Bundle {
     }
 }
 
+/// Whether the config's process has a terminal.
+pub fn has_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
 /// Parses a config.json; serde's path to the failing field is kept in the error.
 pub fn parse_config(file: &Path) -> Result<Spec> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::Config {
