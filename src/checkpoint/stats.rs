@@ -31,10 +31,7 @@ pub struct RestoreStats {
 
 /// `stats-dump` in `dir`, if CRIU wrote one.
 pub fn read_dump(dir: &Path) -> Option<DumpStats> {
-    let entry = stats_entry(&std::fs::read(dir.join("stats-dump")).ok()?)?;
-    let body = field_bytes(&entry, 1)?;
-    let f = varints(&body)?;
-    let g = |n: u32| f.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+    let g = stats_fields(&dir.join("stats-dump"), 1)?;
     Some(DumpStats {
         freezing_time_us: g(1),
         frozen_time_us: g(2),
@@ -48,10 +45,7 @@ pub fn read_dump(dir: &Path) -> Option<DumpStats> {
 }
 
 pub fn read_restore(dir: &Path) -> Option<RestoreStats> {
-    let entry = stats_entry(&std::fs::read(dir.join("stats-restore")).ok()?)?;
-    let body = field_bytes(&entry, 2)?;
-    let f = varints(&body)?;
-    let g = |n: u32| f.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+    let g = stats_fields(&dir.join("stats-restore"), 2)?;
     Some(RestoreStats {
         pages_compared: g(1),
         pages_skipped_cow: g(2),
@@ -61,49 +55,45 @@ pub fn read_restore(dir: &Path) -> Option<RestoreStats> {
     })
 }
 
+/// The varint fields of sub-message `n` (1: dump, 2: restore) of a stats image, as a lookup
+/// that answers 0 for fields CRIU left out.
+fn stats_fields(file: &Path, n: u32) -> Option<impl Fn(u32) -> u64> {
+    let entry = stats_entry(&std::fs::read(file).ok()?)?;
+    let body = fields(&entry)?.into_iter().find_map(|(k, f)| match f {
+        Field::Bytes(b) if k == n => Some(b),
+        _ => None,
+    })?;
+    let values: Vec<(u32, u64)> = fields(&body)?
+        .into_iter()
+        .filter_map(|(k, f)| match f {
+            Field::Varint(v) => Some((k, v)),
+            Field::Bytes(_) => None,
+        })
+        .collect();
+    Some(move |k: u32| values.iter().find(|(n, _)| *n == k).map_or(0, |(_, v)| *v))
+}
+
 /// The message of a CRIU image holding one entry: two u32 magics, a u32 size, the message.
 fn stats_entry(img: &[u8]) -> Option<Vec<u8>> {
     let size = u32::from_le_bytes(img.get(8..12)?.try_into().ok()?) as usize;
     img.get(12..12 + size).map(<[u8]>::to_vec)
 }
 
-/// The bytes of length-delimited field `n` of a message.
-fn field_bytes(msg: &[u8], n: u32) -> Option<Vec<u8>> {
-    let mut is = CodedInputStream::from_bytes(msg);
-    while !is.eof().ok()? {
-        let tag = is.read_raw_varint32().ok()?;
-        let (num, wire) = (tag >> 3, tag & 7);
-        match wire {
-            2 if num == n => return is.read_bytes().ok(),
-            2 => {
-                is.read_bytes().ok()?;
-            }
-            0 => {
-                is.read_raw_varint64().ok()?;
-            }
-            1 => {
-                is.read_fixed64().ok()?;
-            }
-            5 => {
-                is.read_fixed32().ok()?;
-            }
-            _ => return None,
-        }
-    }
-    None
+enum Field {
+    Varint(u64),
+    Bytes(Vec<u8>),
 }
 
-/// All varint fields of a flat message, as (field number, value).
-fn varints(msg: &[u8]) -> Option<Vec<(u32, u64)>> {
+/// The varint and length-delimited fields of a message, in order (fixed-size ones skipped).
+fn fields(msg: &[u8]) -> Option<Vec<(u32, Field)>> {
     let mut is = CodedInputStream::from_bytes(msg);
     let mut out = Vec::new();
     while !is.eof().ok()? {
         let tag = is.read_raw_varint32().ok()?;
+        let num = tag >> 3;
         match tag & 7 {
-            0 => out.push((tag >> 3, is.read_raw_varint64().ok()?)),
-            2 => {
-                is.read_bytes().ok()?;
-            }
+            0 => out.push((num, Field::Varint(is.read_raw_varint64().ok()?))),
+            2 => out.push((num, Field::Bytes(is.read_bytes().ok()?))),
             1 => {
                 is.read_fixed64().ok()?;
             }
