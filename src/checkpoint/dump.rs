@@ -1,11 +1,12 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use criurpc::{CgroupMode, Criu, Notify, Options, RequestKind};
+use criurpc::{Notify, Options, RequestKind};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::mounts::{external_mounts, present_in};
 use super::record::{kernel_release, machine_arch, Record, FORMAT};
+use super::settings::CriuSettings;
 use super::stats::{read_dump, DumpStats};
 use super::stdio;
 use crate::container::{self, Action, Container, Status};
@@ -14,23 +15,14 @@ use crate::{Error, Result};
 
 /// Options of `lcr checkpoint` (runc's flags).
 pub struct CheckpointOpts {
-    pub criu: Criu,
+    pub settings: CriuSettings,
     pub image_path: PathBuf,
-    pub work_path: Option<PathBuf>,
     pub leave_running: bool,
-    pub tcp_established: bool,
     pub tcp_skip_in_flight: bool,
-    pub ext_unix_sk: bool,
-    pub shell_job: bool,
-    pub file_locks: bool,
     pub link_remap: bool,
     pub pre_dump: bool,
     /// Parent images (a pre-dump), relative to the image path or absolute.
     pub parent_path: Option<PathBuf>,
-    pub manage_cgroups_mode: Option<CgroupMode>,
-    pub empty_ns_network: bool,
-    pub auto_dedup: bool,
-    pub lazy_pages: bool,
     pub status_fd: Option<OwnedFd>,
     pub page_server: Option<(String, u16)>,
 }
@@ -38,22 +30,13 @@ pub struct CheckpointOpts {
 impl CheckpointOpts {
     pub fn new(image_path: impl Into<PathBuf>) -> Self {
         Self {
-            criu: Criu::new(),
+            settings: CriuSettings::default(),
             image_path: image_path.into(),
-            work_path: None,
             leave_running: false,
-            tcp_established: false,
             tcp_skip_in_flight: false,
-            ext_unix_sk: false,
-            shell_job: false,
-            file_locks: false,
             link_remap: false,
             pre_dump: false,
             parent_path: None,
-            manage_cgroups_mode: None,
-            empty_ns_network: false,
-            auto_dedup: false,
-            lazy_pages: false,
             status_fd: None,
             page_server: None,
         }
@@ -69,10 +52,10 @@ pub struct CheckpointReport {
 /// Fails before anything is touched when the kernel or CRIU lacks what the options need.
 fn check_kernel(o: &CheckpointOpts) -> Result<()> {
     let needs_dirty = o.pre_dump || o.parent_path.is_some();
-    if !(needs_dirty || o.lazy_pages) {
+    if !(needs_dirty || o.settings.lazy_pages) {
         return Ok(());
     }
-    let f = o.criu.features()?;
+    let f = o.settings.criu.features()?;
     if needs_dirty && !f.mem_track {
         let flag = if o.pre_dump {
             "--pre-dump"
@@ -88,7 +71,7 @@ fn check_kernel(o: &CheckpointOpts) -> Result<()> {
                     .into(),
         });
     }
-    if o.lazy_pages {
+    if o.settings.lazy_pages {
         if !f.lazy_pages {
             return Err(Error::Value {
                 what: "--lazy-pages".into(),
@@ -127,10 +110,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let image_dir = std::path::absolute(&o.image_path)
         .ctx(|| format!("image path {}", o.image_path.display()))?;
     mkdir_private(&image_dir)?;
-    let work_dir = match &o.work_path {
-        Some(w) => std::path::absolute(w).ctx(|| format!("work path {}", w.display()))?,
-        None => image_dir.clone(),
-    };
+    let work_dir = o.settings.work_dir(&image_dir)?;
     mkdir_private(&work_dir)?;
 
     let pid = c.state.pid;
@@ -148,17 +128,10 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         .work_dir(&work_dir)?
         .pid(pid)
         .root(&c.state.rootfs)
-        .manage_cgroups_mode(o.manage_cgroups_mode.unwrap_or(CgroupMode::Soft))
         .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
         .leave_running(o.leave_running || o.pre_dump)
-        .tcp_established(o.tcp_established)
         .tcp_skip_in_flight(o.tcp_skip_in_flight)
-        .ext_unix_sk(o.ext_unix_sk)
-        .shell_job(o.shell_job)
-        .file_locks(o.file_locks)
         .link_remap(o.link_remap)
-        .auto_dedup(o.auto_dedup)
-        .lazy_pages(o.lazy_pages)
         .orphan_pts_master(terminal)
         .notify_scripts(true)
         .log_level(4)
@@ -197,10 +170,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         opts = opts.external(format!("net[{ino}]:{EXT_NET_KEY}"));
         external_namespaces.push(("net".to_string(), EXT_NET_KEY.to_string()));
     }
-    if o.empty_ns_network {
-        opts = opts.empty_ns(libc::CLONE_NEWNET as u32);
-    }
-    opts = super::network_lock(opts);
+    opts = o.settings.apply(opts);
     if let Some((addr, port)) = &o.page_server {
         opts = opts.page_server(addr.clone(), *port);
     }
@@ -248,7 +218,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     } else {
         RequestKind::Dump
     };
-    let mut session = o.criu.session(Some(&mut opts))?;
+    let mut session = o.settings.criu.session(Some(&mut opts))?;
     let result = session.require_supported().and_then(|v| {
         session
             .call(kind, Some(&opts), false, &mut handler)

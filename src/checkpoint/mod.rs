@@ -7,6 +7,7 @@ mod dump;
 mod mounts;
 mod record;
 mod restore;
+mod settings;
 mod stats;
 mod stdio;
 
@@ -14,18 +15,6 @@ pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
 pub use mounts::{ExternalMount, MountKind};
 pub use record::{Record, RECORD_FILE};
 pub use restore::{restore, RestoreOpts};
+pub use settings::CriuSettings;
 pub use stats::{DumpStats, RestoreStats};
 pub use stdio::{StdioFile, StdioKind};
-
-/// CRIU locks the container's network during dump and restore with iptables by default, which
-/// needs the `iptables-restore` binary; without it, use CRIU's nftables method (libnftables).
-pub(crate) fn network_lock(opts: criurpc::Options) -> criurpc::Options {
-    let has_iptables = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("iptables-restore").is_file()))
-        .unwrap_or(false);
-    if has_iptables {
-        opts
-    } else {
-        opts.network_lock_nftables()
-    }
-}

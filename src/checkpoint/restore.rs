@@ -1,13 +1,14 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use criurpc::{CgroupMode, Criu, Notify, Options, RequestKind};
+use criurpc::{Notify, Options, RequestKind};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::mounts::restore_source;
 use super::record::{machine_arch, Record};
+use super::settings::CriuSettings;
 use super::stats::{read_restore, RestoreStats};
 use crate::cgroups::{container_cgroup_path, Cgroup};
 use crate::container::{
@@ -21,40 +22,22 @@ use crate::{Error, Result};
 
 /// Options of `lcr restore`.
 pub struct RestoreOpts {
-    pub criu: Criu,
+    pub settings: CriuSettings,
     pub bundle: PathBuf,
     pub image_path: PathBuf,
-    pub work_path: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     /// Where the new pty master of a terminal container is sent (required for those).
     pub console_socket: Option<PathBuf>,
-    pub tcp_established: bool,
-    pub ext_unix_sk: bool,
-    pub shell_job: bool,
-    pub file_locks: bool,
-    pub manage_cgroups_mode: Option<CgroupMode>,
-    pub empty_ns_network: bool,
-    pub auto_dedup: bool,
-    pub lazy_pages: bool,
 }
 
 impl RestoreOpts {
     pub fn new(bundle: impl Into<PathBuf>, image_path: impl Into<PathBuf>) -> Self {
         Self {
-            criu: Criu::new(),
+            settings: CriuSettings::default(),
             bundle: bundle.into(),
             image_path: image_path.into(),
-            work_path: None,
             pid_file: None,
             console_socket: None,
-            tcp_established: false,
-            ext_unix_sk: false,
-            shell_job: false,
-            file_locks: false,
-            manage_cgroups_mode: None,
-            empty_ns_network: false,
-            auto_dedup: false,
-            lazy_pages: false,
         }
     }
 }
@@ -210,10 +193,7 @@ pub fn restore(
     };
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
-    let work_dir = match &o.work_path {
-        Some(w) => std::path::absolute(w).ctx(|| format!("work path {}", w.display()))?,
-        None => image_dir.clone(),
-    };
+    let work_dir = o.settings.work_dir(&image_dir)?;
     std::fs::create_dir_all(&work_dir).ctx(|| format!("create {}", work_dir.display()))?;
 
     let (dir, lock) = store.create(id)?;
@@ -236,14 +216,7 @@ pub fn restore(
         .work_dir(&work_dir)?
         .root(&criu_root)
         .rst_sibling(true)
-        .manage_cgroups_mode(o.manage_cgroups_mode.unwrap_or(CgroupMode::Soft))
         .cg_root(None, cgroup_path.clone())
-        .tcp_established(o.tcp_established)
-        .ext_unix_sk(o.ext_unix_sk)
-        .shell_job(o.shell_job)
-        .file_locks(o.file_locks)
-        .auto_dedup(o.auto_dedup)
-        .lazy_pages(o.lazy_pages)
         .orphan_pts_master(terminal)
         .notify_scripts(true)
         .log_level(4)
@@ -280,10 +253,7 @@ pub fn restore(
             opts = opts.inherit_fd(key.clone(), fd);
         }
     }
-    if o.empty_ns_network {
-        opts = opts.empty_ns(libc::CLONE_NEWNET as u32);
-    }
-    opts = super::network_lock(opts);
+    opts = o.settings.apply(opts);
 
     let mut state = State::new(id, &bundle, &cgroup_path, Some(image_dir.clone()));
     // runc runs the prestart and createRuntime hooks once CRIU has set up the namespaces.
@@ -312,7 +282,7 @@ pub fn restore(
     };
     // One CRIU process answers VERSION (kept open) and then the restore; the fds to inherit
     // are handed to it as it starts.
-    let mut session = o.criu.session(Some(&mut opts))?;
+    let mut session = o.settings.criu.session(Some(&mut opts))?;
     let version = session.require_supported()?;
     check_criu_version(&record, &image_dir, &version)?;
     // CRIU restores into cg_root from inside the new cgroup, as runc does.

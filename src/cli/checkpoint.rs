@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use criurpc::{CgroupMode, Criu};
-use lcr::checkpoint::{self, CheckpointOpts, DumpStats};
+use lcr::checkpoint::{self, CheckpointOpts, CriuSettings, DumpStats};
 use lcr::container::{Container, Store};
 
 #[derive(clap::Args)]
@@ -13,21 +13,12 @@ pub struct Args {
     /// Directory for the CRIU images.
     #[arg(long, default_value = "./checkpoint")]
     image_path: PathBuf,
-    /// Directory for CRIU's log and stats (default: the image path).
-    #[arg(long)]
-    work_path: Option<PathBuf>,
+    #[command(flatten)]
+    criu: CriuFlags,
     #[arg(long)]
     leave_running: bool,
     #[arg(long)]
-    tcp_established: bool,
-    #[arg(long)]
     tcp_skip_in_flight: bool,
-    #[arg(long)]
-    ext_unix_sk: bool,
-    #[arg(long)]
-    shell_job: bool,
-    #[arg(long)]
-    file_locks: bool,
     #[arg(long)]
     link_remap: bool,
     /// Dump memory only, leaving the container running (needs dirty memory tracking).
@@ -36,16 +27,6 @@ pub struct Args {
     /// Images of a previous pre-dump, relative to the image path.
     #[arg(long)]
     parent_path: Option<PathBuf>,
-    /// soft, full, strict or ignore.
-    #[arg(long)]
-    manage_cgroups_mode: Option<CgroupMode>,
-    /// `network`: do not dump the network namespace's contents.
-    #[arg(long)]
-    empty_ns: Option<String>,
-    #[arg(long)]
-    auto_dedup: bool,
-    #[arg(long)]
-    lazy_pages: bool,
     /// An open fd CRIU writes a byte to when its lazy-pages server is ready.
     #[arg(long)]
     status_fd: Option<i32>,
@@ -55,18 +36,60 @@ pub struct Args {
     /// Print CRIU's timings and page counts.
     #[arg(long)]
     print_stats: bool,
+}
+
+/// The flags `checkpoint` and `restore` share.
+#[derive(clap::Args)]
+pub struct CriuFlags {
+    /// Directory for CRIU's log and stats (default: the image path).
+    #[arg(long)]
+    work_path: Option<PathBuf>,
+    #[arg(long)]
+    tcp_established: bool,
+    #[arg(long)]
+    ext_unix_sk: bool,
+    #[arg(long)]
+    shell_job: bool,
+    #[arg(long)]
+    file_locks: bool,
+    /// soft, full, strict or ignore.
+    #[arg(long)]
+    manage_cgroups_mode: Option<CgroupMode>,
+    /// `network`: do not dump (restore) the network namespace's contents.
+    #[arg(long)]
+    empty_ns: Option<String>,
+    #[arg(long)]
+    auto_dedup: bool,
+    #[arg(long)]
+    lazy_pages: bool,
     /// CRIU binary (default: criu on PATH).
     #[arg(long, default_value = "criu")]
     criu: String,
 }
 
-pub fn empty_ns_network(v: Option<&str>) -> anyhow::Result<bool> {
-    match v {
-        None => Ok(false),
-        Some("network") => Ok(true),
-        Some(other) => Err(anyhow!(
-            "--empty-ns {other:?}: only \"network\" is supported"
-        )),
+impl CriuFlags {
+    pub fn settings(&self) -> anyhow::Result<CriuSettings> {
+        let empty_ns_network = match self.empty_ns.as_deref() {
+            None => false,
+            Some("network") => true,
+            Some(other) => {
+                return Err(anyhow!(
+                    "--empty-ns {other:?}: only \"network\" is supported"
+                ))
+            }
+        };
+        Ok(CriuSettings {
+            criu: Criu::with_binary(&self.criu),
+            work_path: self.work_path.clone(),
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            manage_cgroups_mode: self.manage_cgroups_mode,
+            empty_ns_network,
+            auto_dedup: self.auto_dedup,
+            lazy_pages: self.lazy_pages,
+        })
     }
 }
 
@@ -83,21 +106,12 @@ pub fn print_dump_stats(s: &DumpStats) {
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let mut o = CheckpointOpts::new(&a.image_path);
-    o.criu = Criu::with_binary(&a.criu);
-    o.work_path = a.work_path.clone();
+    o.settings = a.criu.settings()?;
     o.leave_running = a.leave_running;
-    o.tcp_established = a.tcp_established;
     o.tcp_skip_in_flight = a.tcp_skip_in_flight;
-    o.ext_unix_sk = a.ext_unix_sk;
-    o.shell_job = a.shell_job;
-    o.file_locks = a.file_locks;
     o.link_remap = a.link_remap;
     o.pre_dump = a.pre_dump;
     o.parent_path = a.parent_path.clone();
-    o.manage_cgroups_mode = a.manage_cgroups_mode;
-    o.empty_ns_network = empty_ns_network(a.empty_ns.as_deref())?;
-    o.auto_dedup = a.auto_dedup;
-    o.lazy_pages = a.lazy_pages;
     if let Some(fd) = a.status_fd {
         // SAFETY: F_GETFD only queries the descriptor flags.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
