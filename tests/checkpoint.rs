@@ -105,19 +105,7 @@ fn restore_into(from: &Ctr, target: &Ctr, img: &Path, log: &Path) {
             std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
         }
     }
-    start_logging_to(
-        target,
-        &[
-            "restore",
-            "-d",
-            "--bundle",
-            target.bundle.to_str().unwrap(),
-            "--image-path",
-            img.to_str().unwrap(),
-            &target.id,
-        ],
-        log,
-    );
+    start_logging_to(target, &target.restore_args(img, &[]), log);
 }
 
 #[test]
@@ -366,15 +354,7 @@ fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
     assert_eq!(r.lcr(&["list", "-q"]).stdout, b"");
     assert_eq!(snapshot(&img), before, "the images changed");
     // Not an lcr image at all.
-    let out = r.lcr(&[
-        "restore",
-        "-d",
-        "--bundle",
-        r.bundle.to_str().unwrap(),
-        "--image-path",
-        "/nonexistent/img",
-        &r.id,
-    ]);
+    let out = r.try_restore(Path::new("/nonexistent/img"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lcr-checkpoint.json"));
 }
 
@@ -462,16 +442,7 @@ fn an_established_tcp_connection_inside_the_container_survives() {
     let rhost = r.host_dir();
     // The same file goes on in the restore's /host: copy what was there.
     std::fs::copy(host.join("replies"), rhost.join("replies")).unwrap();
-    let out = r.lcr(&[
-        "restore",
-        "-d",
-        "--tcp-established",
-        "--bundle",
-        r.bundle.to_str().unwrap(),
-        "--image-path",
-        img.to_str().unwrap(),
-        &r.id,
-    ]);
+    let out = r.lcr(&r.restore_args(&img, &["--tcp-established"]));
     assert!(
         out.status.success(),
         "{}",
@@ -606,17 +577,7 @@ fn a_terminal_container_is_restored_through_a_console_socket() {
     assert!(!r.state_dir().exists());
     let s2 = r.tmp.path().join("c2.sock");
     let mut t2 = talk(&s2, &|| {
-        r.ok(&[
-            "restore",
-            "-d",
-            "--bundle",
-            r.bundle.to_str().unwrap(),
-            "--image-path",
-            img.to_str().unwrap(),
-            "--console-socket",
-            s2.to_str().unwrap(),
-            &r.id,
-        ]);
+        r.ok(&r.restore_args(&img, &["--console-socket", s2.to_str().unwrap()]));
     });
     t2.write_all(b"echo again-$((x+y+1))\n").unwrap();
     let seen = read_until(&mut t2, "again-43");
@@ -686,18 +647,7 @@ fn stdio_pipes_are_reconnected_to_the_restores_pipes() {
     {
         let _ = std::fs::copy(e.path(), r.tmp.path().join("host").join(e.file_name()));
     }
-    let mut p2 = spawn_piped(
-        &r,
-        &[
-            "restore",
-            "-d",
-            "--bundle",
-            r.bundle.to_str().unwrap(),
-            "--image-path",
-            img.to_str().unwrap(),
-            &r.id,
-        ],
-    );
+    let mut p2 = spawn_piped(&r, &r.restore_args(&img, &[]));
     assert_eq!(
         next(&mut p2),
         last + 1,

@@ -183,17 +183,24 @@ impl Ctr {
         self.root.join(&self.id)
     }
 
-    /// `lcr restore -d` of the images in `img` into this container's bundle and id.
-    pub fn try_restore(&self, img: &Path) -> Output {
-        self.lcr(&[
-            "restore",
-            "-d",
+    /// The arguments of `lcr restore -d` of the images in `img` into this container's bundle
+    /// and id, with `extra` flags.
+    pub fn restore_args<'a>(&'a self, img: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["restore", "-d"];
+        a.extend_from_slice(extra);
+        a.extend([
             "--bundle",
             self.bundle.to_str().unwrap(),
             "--image-path",
             img.to_str().unwrap(),
             &self.id,
-        ])
+        ]);
+        a
+    }
+
+    /// `lcr restore -d` of the images in `img` into this container's bundle and id.
+    pub fn try_restore(&self, img: &Path) -> Output {
+        self.lcr(&self.restore_args(img, &[]))
     }
 
     /// Makes the container join `ns` (by its /run/netns path) instead of a new network namespace.
