@@ -77,6 +77,9 @@ pub enum Error {
 
     #[error(transparent)]
     Criu(#[from] criurpc::Error),
+
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
 }
 
 /// Adds a description of what was being done to io and nix errors.

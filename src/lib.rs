@@ -10,6 +10,7 @@ pub mod container;
 mod error;
 pub mod features;
 pub mod hooks;
+pub mod image;
 pub mod process;
 pub mod rootfs;
 pub mod security;

@@ -3,110 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::counter::*;
 use common::*;
 use serde_json::json;
-
-/// A counter that writes its count to stdout and to /host/n, and reports its pid, hostname and
-/// a tmpfs file it made at start on each line.
-const COUNTER: &str = "echo keep > /dev/shm/mark; i=0; while :; do i=$((i+1)); \
-    echo \"$i $$ $(hostname) $(cat /dev/shm/mark)\"; echo $i > /host/n.tmp; mv /host/n.tmp /host/n; sleep 0.05; done";
-
-fn criu_ready() -> bool {
-    let ok = std::process::Command::new("criu")
-        .arg("check")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have a working CRIU (scripts/install-criu.sh)"
-        );
-        eprintln!("SKIP: no working CRIU (run scripts/install-criu.sh)");
-    }
-    ok
-}
-
-/// A container ready to be checkpointed, and its log file.
-fn counter(name: &str) -> Option<(Ctr, PathBuf)> {
-    let c = Ctr::new(name)?;
-    if !criu_ready() {
-        return None;
-    }
-    c.host_dir();
-    c.args(COUNTER);
-    c.edit(|v| {
-        v["hostname"] = json!("counter");
-        v["linux"]["resources"]["memory"] = json!({"limit": 128u64 << 20});
-        v["linux"]["resources"]["pids"] = json!({"limit": 64});
-    });
-    let log = c.tmp.path().join("app.log");
-    start_logging_to(
-        &c,
-        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
-        &log,
-    );
-    wait_until("counting", || count(&c) > 3);
-    Some((c, log))
-}
-
-/// Runs lcr with the container's stdout and stderr going to `log` (as `lcr run -d >log 2>&1`).
-fn start_logging_to(c: &Ctr, args: &[&str], log: &Path) {
-    let f = std::fs::File::create(log).unwrap();
-    let err = tempfile::NamedTempFile::new().unwrap();
-    let st = c
-        .cmd()
-        .args(args)
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .stdin(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "lcr {args:?}: {}", read(log));
-    drop(err);
-}
-
-fn count(c: &Ctr) -> u64 {
-    read(c.tmp.path().join("host/n"))
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
-fn lines(log: &Path) -> Vec<(u64, String)> {
-    read(log)
-        .lines()
-        .filter_map(|l| {
-            let (n, rest) = l.split_once(' ')?;
-            Some((n.parse().ok()?, rest.to_string()))
-        })
-        .collect()
-}
-
-fn checkpoint(c: &Ctr, img: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["checkpoint", "--image-path", img.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push(&c.id);
-    c.lcr(&args)
-}
-
-/// Restores into `target`. Like any volume, its /host must hold the files the checkpointed
-/// process had open there (the counter may be caught between writing n.tmp and renaming it):
-/// they are carried over from `from`.
-fn restore_into(from: &Ctr, target: &Ctr, img: &Path, log: &Path) {
-    let src = from.tmp.path().join("host");
-    let dst = target.host_dir();
-    for e in std::fs::read_dir(&src).into_iter().flatten().flatten() {
-        if !dst.join(e.file_name()).exists() {
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
-    }
-    start_logging_to(target, &target.restore_args(img, &[]), log);
-}
 
 #[test]
 fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
@@ -324,8 +227,8 @@ fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
     };
     let img = c.tmp.path().join("img");
     assert!(checkpoint(&c, &img, &[]).status.success());
-    // Break the image: CRIU's process tree is gone.
-    std::fs::remove_file(img.join("pstree.img")).unwrap();
+    // Break the image where only CRIU notices: the init's memory layout is empty.
+    std::fs::write(img.join("mm-1.img"), b"").unwrap();
     let snapshot = |d: &Path| {
         let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
             .unwrap()
@@ -353,6 +256,12 @@ fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
     assert!(!cgroup_exists(&r.cgroup), "cgroup left");
     assert_eq!(r.lcr(&["list", "-q"]).stdout, b"");
     assert_eq!(snapshot(&img), before, "the images changed");
+    // A missing image is caught before CRIU runs, and named.
+    std::fs::rename(img.join("pstree.img"), img.join("pstree.bak")).unwrap();
+    let out = r.try_restore(&img);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("incomplete: pstree.img is missing"), "{err}");
+    assert!(!r.state_dir().exists() && !cgroup_exists(&r.cgroup));
     // Not an lcr image at all.
     let out = r.try_restore(Path::new("/nonexistent/img"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lcr-checkpoint.json"));

@@ -9,8 +9,10 @@ use super::record::{kernel_release, machine_arch, Record, FORMAT};
 use super::settings::CriuSettings;
 use super::stats::{read_dump, DumpStats};
 use super::stdio;
+use crate::cgroups::Cgroup;
 use crate::container::{self, Action, Container, Status};
 use crate::error::Context;
+use crate::image::{Output, PackOpts};
 use crate::{Error, Result};
 
 /// Options of `lcr checkpoint` (runc's flags).
@@ -25,6 +27,13 @@ pub struct CheckpointOpts {
     pub parent_path: Option<PathBuf>,
     pub status_fd: Option<OwnedFd>,
     pub page_server: Option<(String, u16)>,
+    /// Save the files changed in a writable rootfs since the container started.
+    pub with_rootfs_diff: bool,
+    /// Save the contents of bind mounts.
+    pub with_volumes: bool,
+    /// Also write the checkpoint as an archive. The container stays frozen until the archive
+    /// is complete, so a failed export leaves it running as it was.
+    pub export: Option<(Output, PackOpts)>,
 }
 
 impl CheckpointOpts {
@@ -39,6 +48,9 @@ impl CheckpointOpts {
             parent_path: None,
             status_fd: None,
             page_server: None,
+            with_rootfs_diff: false,
+            with_volumes: false,
+            export: None,
         }
     }
 }
@@ -92,6 +104,44 @@ fn check_kernel(o: &CheckpointOpts) -> Result<()> {
     Ok(())
 }
 
+/// Refuses option combinations an archive cannot hold.
+fn check_export(o: &CheckpointOpts) -> Result<()> {
+    if o.export.is_none() {
+        return Ok(());
+    }
+    let conflict = if o.pre_dump {
+        Some("--pre-dump (a pre-dump is not restorable on its own)")
+    } else if o.settings.lazy_pages {
+        Some("--lazy-pages (the memory stays behind, served on demand)")
+    } else if o.page_server.is_some() {
+        Some("--page-server (the memory goes to the page server)")
+    } else {
+        None
+    };
+    match conflict {
+        Some(c) => Err(Error::Value {
+            what: "--export".into(),
+            value: String::new(),
+            reason: format!("cannot be combined with {c}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Thaws a cgroup this checkpoint froze, unless disarmed: every early return resumes the
+/// container.
+struct ThawOnDrop<'a>(Option<&'a Cgroup>);
+
+impl Drop for ThawOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0 {
+            if let Err(e) = cg.thaw() {
+                tracing::warn!(error = %e, "could not thaw the container after a failed checkpoint");
+            }
+        }
+    }
+}
+
 fn mkdir_private(p: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -107,6 +157,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let status = c.status();
     status.check(c.id(), Action::Checkpoint)?;
     check_kernel(&o)?;
+    check_export(&o)?;
     let image_dir = std::path::absolute(&o.image_path)
         .ctx(|| format!("image path {}", o.image_path.display()))?;
     mkdir_private(&image_dir)?;
@@ -123,13 +174,41 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let stdio = stdio::describe(pid);
     stdio::make_logs_appendable(pid, &stdio);
 
+    // Files and memory must be captured at the same instant, and an export must be complete
+    // before the container goes: it is frozen first (CRIU keeps a frozen cgroup frozen).
+    let hold = o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
+    let mut thaw = ThawOnDrop(None);
+    if hold && status == Status::Running {
+        cgroup.freeze()?;
+        thaw.0 = Some(&cgroup);
+    }
+    if o.with_rootfs_diff {
+        let base = crate::rootfs::diff::Baseline::load(c.dir()).ok_or_else(|| Error::Value {
+            what: "--with-rootfs-diff".into(),
+            value: String::new(),
+            reason: format!(
+                "container {:?} has no rootfs baseline: its root is read-only (root.readonly) or it was made by an older lcr",
+                c.id()
+            ),
+        })?;
+        let d = crate::rootfs::diff::save(&c.state.rootfs, &base, &image_dir)?;
+        tracing::debug!(
+            changed = d.changed.len(),
+            deleted = d.deleted.len(),
+            "rootfs diff"
+        );
+    }
+    if o.with_volumes {
+        super::volumes::save(&mounts, &image_dir)?;
+    }
+
     let mut opts = Options::new()
         .images_dir(&image_dir)
         .work_dir(&work_dir)?
         .pid(pid)
         .root(&c.state.rootfs)
         .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
-        .leave_running(o.leave_running || o.pre_dump)
+        .leave_running(o.leave_running || o.pre_dump || o.export.is_some())
         .tcp_skip_in_flight(o.tcp_skip_in_flight)
         .link_remap(o.link_remap)
         .orphan_pts_master(terminal)
@@ -196,6 +275,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         cgroup_version: cgroup.version(),
         cgroup_path: c.state.cgroup_path.clone(),
         checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created: Some(c.state.created.clone()),
         config: c.spec.clone(),
         bundle: c.state.bundle.clone(),
         mounts,
@@ -242,7 +322,14 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     record.criu_version = version.to_string();
     record.stats = stats.clone();
     record.write(&image_dir)?;
+    if let Some((out, pack_opts)) = o.export.take() {
+        let (_, out) = crate::image::pack(&image_dir, out, &pack_opts)?;
+        out.commit()?;
+    }
     if !o.leave_running && !o.pre_dump {
+        // Killed while still frozen: it never runs past the checkpoint.
+        thaw.0 = None;
+        drop(thaw);
         container::delete(c, true)?;
     }
     Ok(CheckpointReport {

@@ -10,6 +10,7 @@ mod restore;
 mod settings;
 mod stats;
 mod stdio;
+mod volumes;
 
 pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
 pub use mounts::{ExternalMount, MountKind};

@@ -25,6 +25,9 @@ pub struct Record {
     pub cgroup_version: crate::cgroups::Version,
     pub cgroup_path: String,
     pub checkpointed: String,
+    /// When the container was created (absent in records of older lcr versions).
+    #[serde(default)]
+    pub created: Option<String>,
     /// The container's config at checkpoint time.
     pub config: Spec,
     pub bundle: PathBuf,

@@ -17,6 +17,7 @@ use crate::container::{
 use crate::error::Context;
 use crate::hooks::{self, Kind};
 use crate::process::{become_subreaper, procfs};
+use crate::rootfs::diff::Baseline;
 use crate::spec::Bundle;
 use crate::{Error, Result};
 
@@ -28,6 +29,8 @@ pub struct RestoreOpts {
     pub pid_file: Option<PathBuf>,
     /// Where the new pty master of a terminal container is sent (required for those).
     pub console_socket: Option<PathBuf>,
+    /// What the container is restored from, as its state records it (default: the images).
+    pub origin: Option<PathBuf>,
 }
 
 impl RestoreOpts {
@@ -38,6 +41,7 @@ impl RestoreOpts {
             image_path: image_path.into(),
             pid_file: None,
             console_socket: None,
+            origin: None,
         }
     }
 }
@@ -60,10 +64,9 @@ fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle) -> Result<()>
             machine_arch()
         )));
     }
-    if !image_dir.join("inventory.img").exists() {
-        return Err(bad(
-            "inventory.img is missing: the CRIU images are incomplete".into(),
-        ));
+    let contents = crate::image::Contents::from_dir(image_dir)?;
+    if let Some(what) = contents.missing() {
+        return Err(bad(format!("the CRIU images are incomplete: {what}")));
     }
     for m in r.mounts.iter().filter(|m| m.kind == super::MountKind::Bind) {
         let found = bundle
@@ -196,12 +199,22 @@ pub fn restore(
     let work_dir = o.settings.work_dir(&image_dir)?;
     std::fs::create_dir_all(&work_dir).ctx(|| format!("create {}", work_dir.display()))?;
 
+    // The baseline for later rootfs diffs is the restore bundle's rootfs as it was, so a
+    // later checkpoint carries these changes on.
+    let baseline = Baseline::for_spec(spec, &bundle.rootfs)?;
     let (dir, lock) = store.create(id)?;
     let mut rb = Rollback::new(dir.clone());
     write_json(&dir.join(CONFIG_FILE), spec)?;
+    if let Some(b) = &baseline {
+        b.save(&dir)?;
+    }
+    if let Some((changed, deleted)) = crate::rootfs::diff::apply(&image_dir, &bundle.rootfs)? {
+        tracing::info!(changed, deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
+    }
     let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
     rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
+    super::volumes::restore(&image_dir, spec, &bundle.dir, &cgroup)?;
     become_subreaper()?;
     crate::rootfs::make_mount_points(
         &bundle.rootfs,
@@ -255,7 +268,8 @@ pub fn restore(
     }
     opts = o.settings.apply(opts);
 
-    let mut state = State::new(id, &bundle, &cgroup_path, Some(image_dir.clone()));
+    let origin = o.origin.clone().unwrap_or_else(|| image_dir.clone());
+    let mut state = State::new(id, &bundle, &cgroup_path, Some(origin));
     // runc runs the prestart and createRuntime hooks once CRIU has set up the namespaces.
     let hooks_spec = spec.hooks().clone();
     let mut seen_pid = None;

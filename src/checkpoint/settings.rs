@@ -40,7 +40,7 @@ impl Default for CriuSettings {
 
 impl CriuSettings {
     /// The work directory, absolute: `work_path`, else the image directory.
-    pub(super) fn work_dir(&self, image_dir: &Path) -> Result<PathBuf> {
+    pub fn work_dir(&self, image_dir: &Path) -> Result<PathBuf> {
         match &self.work_path {
             Some(w) => std::path::absolute(w).ctx(|| format!("work path {}", w.display())),
             None => Ok(image_dir.to_path_buf()),

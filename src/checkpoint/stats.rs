@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
-use protobuf::CodedInputStream;
 use serde::{Deserialize, Serialize};
+
+use crate::image::criu_image::{messages, Fields};
 
 /// Dump timings in microseconds and page counts (4 KiB pages).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,52 +59,10 @@ pub fn read_restore(dir: &Path) -> Option<RestoreStats> {
 /// The varint fields of sub-message `n` (1: dump, 2: restore) of a stats image, as a lookup
 /// that answers 0 for fields CRIU left out.
 fn stats_fields(file: &Path, n: u32) -> Option<impl Fn(u32) -> u64> {
-    let entry = stats_entry(&std::fs::read(file).ok()?)?;
-    let body = fields(&entry)?.into_iter().find_map(|(k, f)| match f {
-        Field::Bytes(b) if k == n => Some(b),
-        _ => None,
-    })?;
-    let values: Vec<(u32, u64)> = fields(&body)?
-        .into_iter()
-        .filter_map(|(k, f)| match f {
-            Field::Varint(v) => Some((k, v)),
-            Field::Bytes(_) => None,
-        })
-        .collect();
-    Some(move |k: u32| values.iter().find(|(n, _)| *n == k).map_or(0, |(_, v)| *v))
-}
-
-/// The message of a CRIU image holding one entry: two u32 magics, a u32 size, the message.
-fn stats_entry(img: &[u8]) -> Option<Vec<u8>> {
-    let size = u32::from_le_bytes(img.get(8..12)?.try_into().ok()?) as usize;
-    img.get(12..12 + size).map(<[u8]>::to_vec)
-}
-
-enum Field {
-    Varint(u64),
-    Bytes(Vec<u8>),
-}
-
-/// The varint and length-delimited fields of a message, in order (fixed-size ones skipped).
-fn fields(msg: &[u8]) -> Option<Vec<(u32, Field)>> {
-    let mut is = CodedInputStream::from_bytes(msg);
-    let mut out = Vec::new();
-    while !is.eof().ok()? {
-        let tag = is.read_raw_varint32().ok()?;
-        let num = tag >> 3;
-        match tag & 7 {
-            0 => out.push((num, Field::Varint(is.read_raw_varint64().ok()?))),
-            2 => out.push((num, Field::Bytes(is.read_bytes().ok()?))),
-            1 => {
-                is.read_fixed64().ok()?;
-            }
-            5 => {
-                is.read_fixed32().ok()?;
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
+    let img = std::fs::read(file).ok()?;
+    let entry = Fields::parse(messages(&img)?.first()?)?;
+    let body = entry.message(n)?;
+    Some(move |k: u32| body.u64(k))
 }
 
 #[cfg(test)]

@@ -5,14 +5,30 @@ use anyhow::{anyhow, Context};
 use criurpc::{CgroupMode, Criu};
 use lcr::checkpoint::{self, CheckpointOpts, CriuSettings, DumpStats};
 use lcr::container::{Container, Store};
+use lcr::image::{interrupt, Compression, Output, PackOpts};
 
 #[derive(clap::Args)]
 /// Checkpoint a running container with CRIU (it is removed afterwards unless --leave-running).
 pub struct Args {
     pub id: String,
-    /// Directory for the CRIU images.
-    #[arg(long, default_value = "./checkpoint")]
-    image_path: PathBuf,
+    /// Directory for the CRIU images (default ./checkpoint; with --export, a temporary one).
+    #[arg(long)]
+    image_path: Option<PathBuf>,
+    /// Also write the checkpoint as a tar+zstd archive (`-`: standard output).
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Save the files changed in a writable rootfs since the container started.
+    #[arg(long)]
+    with_rootfs_diff: bool,
+    /// Save the contents of the container's bind mounts.
+    #[arg(long)]
+    with_volumes: bool,
+    /// Archive compression: zstd, zstd:LEVEL (1-19) or none.
+    #[arg(long, default_value = "zstd")]
+    compress: Compression,
+    /// No progress display.
+    #[arg(short, long)]
+    quiet: bool,
     #[command(flatten)]
     criu: CriuFlags,
     #[arg(long)]
@@ -93,19 +109,50 @@ impl CriuFlags {
     }
 }
 
-pub fn print_dump_stats(s: &DumpStats) {
-    println!(
-        "freezing time {} us, frozen time {} us, memdump time {} us, memwrite time {} us",
-        s.freezing_time_us, s.frozen_time_us, s.memdump_time_us, s.memwrite_time_us
-    );
-    println!(
-        "pages scanned {}, skipped (in parent) {}, written {}, lazy {}",
-        s.pages_scanned, s.pages_skipped_parent, s.pages_written, s.pages_lazy
-    );
+pub fn dump_stats_text(s: &DumpStats) -> String {
+    format!(
+        "freezing time {} us, frozen time {} us, memdump time {} us, memwrite time {} us\n\
+         pages scanned {}, skipped (in parent) {}, written {}, lazy {}",
+        s.freezing_time_us,
+        s.frozen_time_us,
+        s.memdump_time_us,
+        s.memwrite_time_us,
+        s.pages_scanned,
+        s.pages_skipped_parent,
+        s.pages_written,
+        s.pages_lazy
+    )
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
-    let mut o = CheckpointOpts::new(&a.image_path);
+    // An interrupted export unwinds: the container is thawed, the partial archive vanishes.
+    let _signals = a.export.as_ref().map(|_| interrupt::Guard::install());
+    let temp_images;
+    let image_path = match (&a.image_path, &a.export) {
+        (Some(p), _) => p.clone(),
+        (None, Some(_)) => {
+            temp_images = tempfile::Builder::new()
+                .prefix("lcr-export-")
+                .tempdir()
+                .context("temporary image directory")?;
+            temp_images.path().to_path_buf()
+        }
+        (None, None) => PathBuf::from("./checkpoint"),
+    };
+    let mut o = CheckpointOpts::new(&image_path);
+    o.with_rootfs_diff = a.with_rootfs_diff;
+    o.with_volumes = a.with_volumes;
+    if let Some(f) = &a.export {
+        // Opened first: a bad path fails before the container is touched.
+        let out = Output::create(f).with_context(|| format!("--export {}", f.display()))?;
+        o.export = Some((
+            out,
+            PackOpts {
+                compression: a.compress,
+                quiet: a.quiet,
+            },
+        ));
+    }
     o.settings = a.criu.settings()?;
     o.leave_running = a.leave_running;
     o.tcp_skip_in_flight = a.tcp_skip_in_flight;
@@ -135,9 +182,15 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let c = Container::load(store, &a.id)?;
     let report = checkpoint::checkpoint(c, o)?;
     if a.print_stats {
-        match &report.stats {
-            Some(s) => print_dump_stats(s),
-            None => println!("criu wrote no statistics"),
+        let text = report
+            .stats
+            .as_ref()
+            .map_or("criu wrote no statistics".into(), dump_stats_text);
+        // Standard output may be the archive.
+        if a.export.as_deref() == Some(std::path::Path::new("-")) {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
         }
     }
     Ok(0)

@@ -6,6 +6,7 @@ mod delete;
 mod events;
 mod exec;
 mod features;
+mod image;
 mod kill;
 mod list;
 mod logging;
@@ -68,6 +69,7 @@ enum Command {
     Features(features::Args),
     Checkpoint(checkpoint::Args),
     Restore(restore::Args),
+    Image(image::Args),
 }
 
 /// Runs the command; returns the process exit code.
@@ -93,6 +95,7 @@ pub fn main() -> i32 {
         Command::Features(a) => features::run(a),
         Command::Checkpoint(a) => checkpoint::run(&store, a),
         Command::Restore(a) => restore::run(&store, a),
+        Command::Image(a) => image::run(a),
     };
     match r {
         Ok(code) => code,

@@ -1,7 +1,9 @@
 use std::path::PathBuf;
 
+use anyhow::Context;
 use lcr::checkpoint::{self, RestoreOpts};
 use lcr::container::{self, Container, Store};
+use lcr::image::{self, interrupt, Input};
 use lcr::process::wait_forwarding;
 
 use super::checkpoint::CriuFlags;
@@ -13,8 +15,17 @@ pub struct Args {
     /// Bundle to restore into (its config gives the cgroup, limits and bind mount sources).
     #[arg(short, long, default_value = ".")]
     bundle: PathBuf,
-    #[arg(long, default_value = "./checkpoint")]
-    image_path: PathBuf,
+    /// Images to restore (default ./checkpoint); with --import, where to unpack the archive
+    /// (kept; default a temporary directory, removed afterwards).
+    #[arg(long)]
+    image_path: Option<PathBuf>,
+    /// Restore from an archive made by `lcr checkpoint --export` (`-`: standard input); it is
+    /// checked entry by entry while it is unpacked.
+    #[arg(long)]
+    import: Option<PathBuf>,
+    /// No progress display.
+    #[arg(short, long)]
+    quiet: bool,
     #[command(flatten)]
     criu: CriuFlags,
     /// Return once restored instead of waiting.
@@ -39,11 +50,52 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
-    let mut o = RestoreOpts::new(&a.bundle, &a.image_path);
+    let temp_images;
+    let image_path = match (&a.import, &a.image_path) {
+        (Some(file), dir) => {
+            let _signals = interrupt::Guard::install();
+            let input = Input::open(file)?;
+            match dir {
+                Some(d) => {
+                    image::unpack(input, d, a.quiet)?;
+                    d.clone()
+                }
+                None => {
+                    temp_images = tempfile::Builder::new()
+                        .prefix("lcr-import-")
+                        .tempdir()
+                        .context("temporary image directory")?;
+                    image::unpack_into(input, temp_images.path(), a.quiet)?;
+                    temp_images.path().to_path_buf()
+                }
+            }
+        }
+        (None, Some(d)) => d.clone(),
+        (None, None) => PathBuf::from("./checkpoint"),
+    };
+    if a.import.as_deref() == Some(std::path::Path::new("-")) {
+        // Standard input was the archive: the container's stdin becomes /dev/null.
+        let null = std::fs::File::open("/dev/null").context("open /dev/null")?;
+        nix::unistd::dup2_stdin(&null).context("redirect standard input")?;
+    }
+    let mut o = RestoreOpts::new(&a.bundle, &image_path);
+    o.origin = a.import.clone();
     o.settings = a.criu.settings()?;
     o.pid_file = a.pid_file.clone();
     o.console_socket = a.console_socket.clone();
-    let (c, stats) = checkpoint::restore(store, &a.id, o)?;
+    let work_dir = o.settings.work_dir(&image_path)?;
+    let (c, stats) = match checkpoint::restore(store, &a.id, o) {
+        Ok(r) => r,
+        Err(e) if a.import.is_some() && a.image_path.is_none() => {
+            // The unpacked images go with the temporary directory; CRIU's log is kept.
+            let log = std::env::temp_dir().join(format!("lcr-restore-{}.log", a.id));
+            if std::fs::copy(work_dir.join("restore.log"), &log).is_ok() {
+                eprintln!("lcr: CRIU's restore log is kept at {}", log.display());
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if a.print_stats {
         match stats {
             Some(s) => println!(

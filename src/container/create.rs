@@ -139,6 +139,9 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     spawned.ch.send(&Msg::HooksDone(creating))?;
     crate::process::sync_expect(&spawned.ch, Msg::Created)?;
 
+    if let Some(b) = crate::rootfs::diff::Baseline::for_spec(spec, &bundle.rootfs)? {
+        b.save(&dir)?;
+    }
     state.status = Status::Created;
     write_json(&dir.join(STATE_FILE), &state)?;
     if let Some(p) = &opts.pid_file {

@@ -2,6 +2,7 @@
 //! mounts, device nodes, pivot_root, masked and readonly paths.
 
 mod devices;
+pub mod diff;
 mod flags;
 mod mounts;
 mod paths;

@@ -2,6 +2,8 @@
 //! that scripts/make-rootfs.sh builds, and a container handle that cleans up after itself.
 #![allow(dead_code)]
 
+pub mod counter;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,0 +1,472 @@
+//! What CRIU's images say about a checkpoint: the process tree with commands and open files,
+//! TCP connections, and which image files a restore needs. Built from an image directory or
+//! from the small images met while reading an archive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::criu_image::{messages, Fields};
+use super::error::{ImageError, Result};
+use super::layout;
+use super::manifest::Manifest;
+use super::read::{read_archive, Flow, Input};
+use crate::checkpoint::RECORD_FILE;
+
+/// Small images larger than this are not read into memory.
+const MAX_SMALL: u64 = 16 << 20;
+
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Every file name (image-directory names).
+    pub names: BTreeSet<String>,
+    small: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    pub threads: Vec<u32>,
+    pub command: String,
+    pub files: Vec<OpenFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenFile {
+    pub fd: u32,
+    pub kind: String,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    pub pid: u32,
+    pub fd: u32,
+    pub protocol: String,
+    pub local: String,
+    pub remote: String,
+    pub state: String,
+}
+
+impl Contents {
+    /// Whether a file is one of the small images read for inspection and verification.
+    pub fn wants(name: &str, size: u64) -> bool {
+        size <= MAX_SMALL
+            && (matches!(
+                name,
+                "pstree.img" | "inventory.img" | "files.img" | RECORD_FILE
+            ) || ["core-", "ids-", "fdinfo-", "pagemap-"]
+                .iter()
+                .any(|p| name.starts_with(p)))
+    }
+
+    pub fn add_name(&mut self, name: &str) {
+        self.names.insert(name.to_string());
+    }
+
+    pub fn add_small(&mut self, name: &str, data: Vec<u8>) {
+        self.small.insert(name.to_string(), data);
+    }
+
+    /// Reads an archive (fully checked, see `read`), keeping the small images; with
+    /// `metadata_only`, stops where the bulk (memory pages, rootfs diff, volumes) begins.
+    pub fn from_archive(
+        input: Input,
+        quiet: bool,
+        metadata_only: bool,
+    ) -> Result<(Manifest, Self)> {
+        let label = input.label.clone();
+        let mut c = Contents::default();
+        let m = read_archive(
+            input,
+            quiet,
+            |_| Ok(()),
+            |entry, data| {
+                if metadata_only && layout::is_bulk(&entry.name) {
+                    return Ok(Flow::Stop);
+                }
+                let name = layout::dir_name(&entry.name).unwrap_or_default();
+                if Self::wants(&name, entry.size) {
+                    let mut buf = Vec::with_capacity(entry.size as usize);
+                    data.read_to_end(&mut buf).map_err(|e| ImageError::Broken {
+                        archive: label.clone(),
+                        reason: format!("entry {:?}: truncated or corrupt: {e}", entry.name),
+                    })?;
+                    c.add_small(&name, buf);
+                }
+                Ok(Flow::Continue)
+            },
+        )?;
+        for e in &m.entries {
+            if let Ok(n) = layout::dir_name(&e.name) {
+                c.add_name(&n);
+            }
+        }
+        Ok((m, c))
+    }
+
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut c = Contents::default();
+        let rd = std::fs::read_dir(dir).map_err(ImageError::io(dir, "read directory"))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(md) = e.metadata() else { continue };
+            if !md.is_file() {
+                continue;
+            }
+            if Self::wants(&name, md.len()) {
+                let data = std::fs::read(e.path()).map_err(ImageError::io(e.path(), "read"))?;
+                c.add_small(&name, data);
+            }
+            c.add_name(&name);
+        }
+        Ok(c)
+    }
+
+    pub fn record_json(&self) -> Option<&[u8]> {
+        self.small.get(RECORD_FILE).map(Vec::as_slice)
+    }
+
+    fn image(&self, name: &str) -> Option<Vec<Fields>> {
+        let img = self.small.get(name)?;
+        messages(img)?.into_iter().map(Fields::parse).collect()
+    }
+
+    /// The process tree (pstree.img), each with its command (core) and open files (fdinfo,
+    /// files.img).
+    pub fn processes(&self) -> Vec<Process> {
+        let files = self.files();
+        self.image("pstree.img")
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let pid = p.u64(1) as u32;
+                let core = self.image(&format!("core-{pid}.img")).unwrap_or_default();
+                let core = core.first();
+                let command = core
+                    .and_then(|c| c.message(3))
+                    .and_then(|tc| tc.string(6))
+                    .unwrap_or_default();
+                let files_id = self.files_id(pid);
+                let fds = files_id
+                    .and_then(|id| self.image(&format!("fdinfo-{id}.img")))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|fd| {
+                        let (kind, what) = describe_fd(fd.u64(3), files.get(&fd.u64(1)));
+                        OpenFile {
+                            fd: fd.u64(4) as u32,
+                            kind,
+                            what,
+                        }
+                    })
+                    .collect();
+                Process {
+                    pid,
+                    ppid: p.u64(2) as u32,
+                    pgid: p.u64(3) as u32,
+                    sid: p.u64(4) as u32,
+                    threads: p.varints(5).map(|t| t as u32).collect(),
+                    command,
+                    files: fds,
+                }
+            })
+            .collect()
+    }
+
+    /// files.img by file id.
+    fn files(&self) -> BTreeMap<u64, Fields> {
+        self.image("files.img")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| (f.u64(2), f))
+            .collect()
+    }
+
+    /// The TCP (and UDP) sockets among the open files.
+    pub fn connections(&self) -> Vec<Connection> {
+        let files = self.files();
+        let mut out = Vec::new();
+        for p in self.processes() {
+            let Some(fdinfo) = self
+                .files_id(p.pid)
+                .and_then(|id| self.image(&format!("fdinfo-{id}.img")))
+            else {
+                continue;
+            };
+            for fd in fdinfo.iter().filter(|fd| fd.u64(3) == FD_INETSK) {
+                let Some(sk) = files.get(&fd.u64(1)).and_then(|f| f.message(4)) else {
+                    continue;
+                };
+                out.push(Connection {
+                    pid: p.pid,
+                    fd: fd.u64(4) as u32,
+                    protocol: match sk.u64(5) {
+                        6 => "tcp".into(),
+                        17 => "udp".into(),
+                        n => format!("proto {n}"),
+                    },
+                    local: address(sk.u64(3), &sk.varints(11).collect::<Vec<_>>(), sk.u64(7)),
+                    remote: address(sk.u64(3), &sk.varints(12).collect::<Vec<_>>(), sk.u64(8)),
+                    state: tcp_state(sk.u64(6)),
+                });
+            }
+        }
+        out
+    }
+
+    /// The id of a process's file table: in ids-PID.img (CRIU 4), or in its core image.
+    fn files_id(&self, pid: u32) -> Option<u64> {
+        if let Some(ids) = self.image(&format!("ids-{pid}.img")) {
+            return ids.first().map(|i| i.u64(2));
+        }
+        let core = self.image(&format!("core-{pid}.img"))?;
+        core.first()?.message(4).map(|ids| ids.u64(2))
+    }
+
+    /// The first file a restore needs that is missing or unreadable, if any.
+    pub fn missing(&self) -> Option<String> {
+        for need in [RECORD_FILE, "inventory.img", "pstree.img"] {
+            if !self.names.contains(need) {
+                return Some(format!("{need} is missing"));
+            }
+        }
+        let tree = match self.image("pstree.img") {
+            Some(t) if !t.is_empty() => t,
+            _ => return Some("pstree.img is not a readable process tree".into()),
+        };
+        for p in &tree {
+            let pid = p.u64(1);
+            let mut threads: Vec<u64> = p.varints(5).collect();
+            if threads.is_empty() {
+                threads.push(pid);
+            }
+            for t in threads {
+                let core = format!("core-{t}.img");
+                if !self.names.contains(&core) {
+                    return Some(format!("{core} is missing (thread {t} of process {pid})"));
+                }
+            }
+            for kind in ["mm", "pagemap"] {
+                let f = format!("{kind}-{pid}.img");
+                if !self.names.contains(&f) {
+                    return Some(format!("{f} is missing (process {pid})"));
+                }
+            }
+            let head = self.image(&format!("pagemap-{pid}.img"));
+            let Some(pages_id) = head.as_ref().and_then(|h| h.first()).map(|h| h.u64(1)) else {
+                return Some(format!("pagemap-{pid}.img is not readable"));
+            };
+            let pages = format!("pages-{pages_id}.img");
+            if !self.names.contains(&pages) {
+                return Some(format!("{pages} is missing (the memory of process {pid})"));
+            }
+            if let Some(id) = self.files_id(pid as u32) {
+                let f = format!("fdinfo-{id}.img");
+                if !self.names.contains(&f) {
+                    return Some(format!("{f} is missing (the open files of process {pid})"));
+                }
+            }
+        }
+        None
+    }
+}
+
+const FD_INETSK: u64 = 4;
+
+/// A file's kind (fdinfo.proto's fd_types) and what it is.
+fn describe_fd(kind: u64, file: Option<&Fields>) -> (String, String) {
+    let name = match kind {
+        1 => "file",
+        2 => "pipe",
+        3 => "fifo",
+        4 => "inet socket",
+        5 => "unix socket",
+        6 => "eventfd",
+        7 => "eventpoll",
+        8 => "inotify",
+        9 => "signalfd",
+        10 => "packet socket",
+        11 => "tty",
+        12 => "fanotify",
+        13 => "netlink socket",
+        14 => "namespace",
+        15 => "tun",
+        16 => "external",
+        17 => "timerfd",
+        18 => "memfd",
+        19 => "bpf map",
+        20 => "pidfd",
+        65534 => "controlling tty",
+        _ => "other",
+    };
+    let what = match (kind, file) {
+        (1, Some(f)) => f.message(3).and_then(|r| r.string(6)).unwrap_or_default(),
+        (2, Some(f)) => f
+            .message(18)
+            .map(|p| format!("pipe:[{}]", p.u64(2)))
+            .unwrap_or_default(),
+        (3, Some(f)) => f
+            .message(17)
+            .map(|p| format!("fifo:[{}]", p.u64(2)))
+            .unwrap_or_default(),
+        (4, Some(f)) => f
+            .message(4)
+            .map(|sk| {
+                format!(
+                    "{} {} -> {} {}",
+                    if sk.u64(5) == 6 { "tcp" } else { "udp" },
+                    address(sk.u64(3), &sk.varints(11).collect::<Vec<_>>(), sk.u64(7)),
+                    address(sk.u64(3), &sk.varints(12).collect::<Vec<_>>(), sk.u64(8)),
+                    tcp_state(sk.u64(6))
+                )
+            })
+            .unwrap_or_default(),
+        (16, Some(f)) => f
+            .message(15)
+            .map(|e| format!("external {}", e.u64(1)))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    (name.to_string(), what)
+}
+
+/// An address as CRIU saves it: the raw in_addr/in6_addr words, in memory order.
+fn address(family: u64, words: &[u64], port: u64) -> String {
+    let bytes: Vec<u8> = words
+        .iter()
+        .flat_map(|w| (*w as u32).to_le_bytes())
+        .collect();
+    match (family, bytes.len()) {
+        (2, 4..) => format!(
+            "{}:{port}",
+            Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
+        ),
+        (10, 16..) => {
+            let a: [u8; 16] = bytes[..16].try_into().unwrap_or([0; 16]);
+            format!("[{}]:{port}", Ipv6Addr::from(a))
+        }
+        (2, _) => format!("0.0.0.0:{port}"),
+        _ => format!("[::]:{port}"),
+    }
+}
+
+fn tcp_state(s: u64) -> String {
+    match s {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        _ => "UNKNOWN",
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::criu_image::build::*;
+    use super::*;
+
+    fn msg(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut m = Vec::new();
+        f(&mut m);
+        m
+    }
+
+    /// A one-process checkpoint: pid 1 "sh" with fd 3 an established TCP socket.
+    fn contents() -> Contents {
+        let mut c = Contents::default();
+        let pstree = msg(|m| {
+            field_varint(1, 1, m);
+            field_varint(2, 0, m);
+            field_varint(5, 1, m);
+        });
+        let tc = msg(|m| field_bytes(6, b"sh", m));
+        let ids = msg(|m| field_varint(2, 7, m));
+        let core = msg(|m| {
+            field_varint(1, 1, m);
+            field_bytes(3, &tc, m);
+            field_bytes(4, &ids, m);
+        });
+        let fdinfo = msg(|m| {
+            field_varint(1, 42, m);
+            field_varint(3, 4, m);
+            field_varint(4, 3, m);
+        });
+        let sk = msg(|m| {
+            field_varint(3, 2, m);
+            field_varint(5, 6, m);
+            field_varint(6, 1, m);
+            field_varint(7, 5000, m);
+            field_varint(8, 40000, m);
+            field_varint(11, u64::from(u32::from_le_bytes([127, 0, 0, 1])), m);
+            field_varint(12, u64::from(u32::from_le_bytes([127, 0, 0, 2])), m);
+        });
+        let file = msg(|m| {
+            field_varint(1, 4, m);
+            field_varint(2, 42, m);
+            field_bytes(4, &sk, m);
+        });
+        let head = msg(|m| field_varint(1, 9, m));
+        c.add_small("pstree.img", image(&[pstree]));
+        c.add_small("core-1.img", image(&[core]));
+        c.add_small("fdinfo-7.img", image(&[fdinfo]));
+        c.add_small("files.img", image(&[file]));
+        c.add_small("pagemap-1.img", image(&[head]));
+        for n in [
+            RECORD_FILE,
+            "inventory.img",
+            "pstree.img",
+            "core-1.img",
+            "mm-1.img",
+            "pagemap-1.img",
+            "fdinfo-7.img",
+            "files.img",
+            "pages-9.img",
+        ] {
+            c.add_name(n);
+        }
+        c
+    }
+
+    #[test]
+    fn reads_the_tree_files_and_connections() {
+        let c = contents();
+        let p = c.processes();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].pid, p[0].command.as_str()), (1, "sh"));
+        assert_eq!(p[0].files[0].fd, 3);
+        assert_eq!(
+            p[0].files[0].what,
+            "tcp 127.0.0.1:5000 -> 127.0.0.2:40000 ESTABLISHED"
+        );
+        let t = c.connections();
+        assert_eq!(t[0].local, "127.0.0.1:5000");
+        assert_eq!(t[0].state, "ESTABLISHED");
+        assert_eq!(c.missing(), None);
+    }
+
+    #[test]
+    fn names_the_first_missing_file() {
+        let mut c = contents();
+        c.names.remove("pages-9.img");
+        assert_eq!(
+            c.missing().unwrap(),
+            "pages-9.img is missing (the memory of process 1)"
+        );
+        c.names.remove("core-1.img");
+        assert!(c.missing().unwrap().starts_with("core-1.img is missing"));
+    }
+}

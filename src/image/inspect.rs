@@ -1,0 +1,190 @@
+//! `lcr image inspect`: what a checkpoint holds. From an archive it reads the manifest and the
+//! small CRIU images, which come before the memory pages, and stops there.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::contents::{Connection, Contents, Process};
+use super::error::{ImageError, Result};
+use super::layout;
+use super::manifest::{Manifest, Origin, Summary};
+use super::read::Input;
+use crate::checkpoint::Record;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub source: String,
+    #[serde(flatten)]
+    pub origin: Origin,
+    pub container: Summary,
+    pub files: usize,
+    pub bytes: u64,
+    /// Whether a manifest with checksums came with it.
+    pub manifest: bool,
+    pub processes: Vec<Process>,
+    pub connections: Vec<Connection>,
+}
+
+impl Inspection {
+    fn new(source: String, m: &Manifest, contents: &Contents, manifest: bool) -> Self {
+        Self {
+            source,
+            origin: m.origin.clone(),
+            container: m.container.clone(),
+            files: m.entries.len(),
+            bytes: m.total_size(),
+            manifest,
+            processes: contents.processes(),
+            connections: contents.connections(),
+        }
+    }
+}
+
+/// Inspects an archive (`-` for standard input) or an image directory.
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    if path.is_dir() {
+        return inspect_dir(path);
+    }
+    let input = Input::open(path)?;
+    let source = input.label.clone();
+    let (m, contents) = Contents::from_archive(input, true, true)?;
+    Ok(Inspection::new(source, &m, &contents, true))
+}
+
+/// An image directory: its manifest if it was unpacked from an archive, else the record.
+fn inspect_dir(dir: &Path) -> Result<Inspection> {
+    let contents = Contents::from_dir(dir)?;
+    let label = dir.display().to_string();
+    let (m, has_manifest) = match std::fs::read(dir.join(layout::MANIFEST)) {
+        Ok(text) => (
+            serde_json::from_slice::<Manifest>(&text).map_err(|e| ImageError::Broken {
+                archive: label.clone(),
+                reason: format!("{}: {e}", layout::MANIFEST),
+            })?,
+            true,
+        ),
+        Err(_) => {
+            let record = Record::read(dir).map_err(|e| ImageError::Broken {
+                archive: label.clone(),
+                reason: e.to_string(),
+            })?;
+            (super::pack::describe(dir, &record)?, false)
+        }
+    };
+    Ok(Inspection::new(label, &m, &contents, has_manifest))
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// The human-readable form.
+pub fn render(i: &Inspection) -> String {
+    let c = &i.container;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<14}{v}");
+    };
+    line("Checkpoint", i.source.clone());
+    line("Container", c.id.clone());
+    line("Command", c.command.join(" "));
+    line("Created", c.created.clone().unwrap_or_else(|| "-".into()));
+    line("Checkpointed", c.checkpointed.clone());
+    line(
+        "Made with",
+        format!(
+            "lcr {}, CRIU {}, kernel {} {}, cgroup {}, page size {}",
+            i.origin.lcr_version,
+            i.origin.criu_version,
+            i.origin.kernel,
+            i.origin.arch,
+            i.origin.cgroup_version,
+            i.origin.page_size
+        ),
+    );
+    line("Namespaces", c.namespaces.join(", "));
+    line("Cgroup", c.cgroup_path.clone());
+    if let Some(l) = &c.limits {
+        line("Limits", serde_json::to_string(l).unwrap_or_default());
+    }
+    line("Memory dumped", c.memory_dumped.map_or("-".into(), size));
+    line(
+        "Contents",
+        format!(
+            "{} files, {}{}",
+            i.files,
+            size(i.bytes),
+            if i.manifest {
+                ", with checksums"
+            } else {
+                ", no manifest (checksums unknown)"
+            }
+        ),
+    );
+    line(
+        "Rootfs diff",
+        if c.rootfs_diff {
+            "yes".into()
+        } else {
+            "no".into()
+        },
+    );
+    if !c.volumes.is_empty() {
+        line("Volumes", c.volumes.join(", "));
+    }
+    let _ = writeln!(s, "Mounts");
+    for m in &c.mounts {
+        let _ = writeln!(s, "  {:<20} {:<8} {}", m.destination, m.kind, m.source);
+    }
+    let _ = writeln!(s, "Processes");
+    let _ = writeln!(
+        s,
+        "  {:>7} {:>7} {:>7} {:>7}  COMMAND",
+        "PID", "PPID", "PGID", "SID"
+    );
+    for p in &i.processes {
+        let _ = writeln!(
+            s,
+            "  {:>7} {:>7} {:>7} {:>7}  {}{}",
+            p.pid,
+            p.ppid,
+            p.pgid,
+            p.sid,
+            p.command,
+            if p.threads.len() > 1 {
+                format!(" ({} threads)", p.threads.len())
+            } else {
+                String::new()
+            }
+        );
+        for f in &p.files {
+            let _ = writeln!(s, "  {:>16} fd {:<4} {:<14} {}", "", f.fd, f.kind, f.what);
+        }
+    }
+    if !i.connections.is_empty() {
+        let _ = writeln!(s, "Connections");
+        for t in &i.connections {
+            let _ = writeln!(
+                s,
+                "  {} {} -> {} {} (pid {} fd {})",
+                t.protocol, t.local, t.remote, t.state, t.pid, t.fd
+            );
+        }
+    }
+    s
+}

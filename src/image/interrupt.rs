@@ -1,0 +1,64 @@
+//! Long archive work stops cleanly on SIGINT, SIGTERM or SIGHUP, and a closed output pipe is
+//! an error rather than death by SIGPIPE: either way the caller's clean-up runs (a container
+//! frozen for export is thawed, a half-written archive vanishes).
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn note(sig: libc::c_int) {
+    CAUGHT.store(sig, Ordering::SeqCst);
+}
+
+const CAUGHT_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// While alive, the signals above are noted instead of ending the process.
+pub struct Guard {
+    saved: Vec<(Signal, SigAction)>,
+}
+
+impl Guard {
+    pub fn install() -> Self {
+        CAUGHT.store(0, Ordering::SeqCst);
+        let mut saved = Vec::new();
+        let catch = SigAction::new(
+            SigHandler::Handler(note),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        for (sig, act) in CAUGHT_SIGNALS
+            .iter()
+            .map(|s| (*s, &catch))
+            .chain(std::iter::once((Signal::SIGPIPE, &ignore)))
+        {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            if let Ok(old) = unsafe { sigaction(sig, act) } {
+                saved.push((sig, old));
+            }
+        }
+        Self { saved }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for (sig, old) in self.saved.drain(..) {
+            // SAFETY: restores the disposition that was in place before.
+            let _ = unsafe { sigaction(sig, &old) };
+        }
+    }
+}
+
+/// An error once a signal was caught, so that the work in progress unwinds.
+pub fn check() -> std::io::Result<()> {
+    match CAUGHT.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        sig => Err(std::io::Error::other(format!(
+            "interrupted by {}",
+            Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.as_str().to_string())
+        ))),
+    }
+}

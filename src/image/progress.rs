@@ -1,0 +1,62 @@
+//! Progress of long archive work on a terminal: bytes, throughput and ETA on stderr; nothing
+//! when stderr is not a terminal or when asked to be quiet.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    /// `total` in bytes when known.
+    pub fn new(label: &str, total: Option<u64>, quiet: bool) -> Self {
+        let bar = match total {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::no_length(),
+        };
+        if quiet || !std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let template = if total.is_some() {
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+        } else {
+            "{prefix} {bytes} {bytes_per_sec} {elapsed}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(label.to_string());
+        Self(bar)
+    }
+
+    pub fn set_total(&self, total: u64) {
+        self.0.set_length(total);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// A writer that counts what passes through it into a progress display.
+pub struct Counting<'a, W> {
+    pub inner: W,
+    pub progress: &'a Progress,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::image::interrupt::check()?;
+        let n = self.inner.write(buf)?;
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

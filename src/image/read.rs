@@ -1,0 +1,305 @@
+//! Reading an archive with every check an untrusted input needs, whatever is done with the
+//! entries (extracted, hashed only, or read for inspection):
+//! - the manifest must come first, be small, parse, and have a known format;
+//! - every later entry must be a regular file the manifest lists (or one of its directories),
+//!   with a safe name, no setuid/setgid bits, the listed size, and the listed SHA-256;
+//! - links, device nodes, fifos and other entry types are refused;
+//! - decompressed bytes are capped by what the manifest declares, so a zstd bomb stops early;
+//! - an archive that ends before every listed entry arrived is truncated.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+use super::compression::decompressor;
+use super::digest::HashingReader;
+use super::error::{ImageError, Result};
+use super::layout;
+use super::manifest::{self, Entry, Manifest};
+use super::progress::Progress;
+
+/// What to do after an entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop reading (the rest is neither read nor checked).
+    Stop,
+}
+
+/// An archive to read: a file, or standard input for `-`.
+pub struct Input {
+    pub label: String,
+    pub reader: Box<dyn BufRead>,
+}
+
+impl Input {
+    pub fn open(path: &Path) -> Result<Self> {
+        if path == Path::new("-") {
+            return Ok(Self {
+                label: "standard input".into(),
+                reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin().lock())),
+            });
+        }
+        let f = std::fs::File::open(path).map_err(ImageError::io(path, "open archive"))?;
+        if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(ImageError::Broken {
+                archive: path.display().to_string(),
+                reason: "is a directory, not an archive".into(),
+            });
+        }
+        Ok(Self {
+            label: path.display().to_string(),
+            reader: Box::new(BufReader::with_capacity(1 << 20, f)),
+        })
+    }
+}
+
+/// Shared between the capped reader (inside the tar reader) and the loop that raises the cap.
+#[derive(Default)]
+struct Budget {
+    read: Cell<u64>,
+    limit: Cell<u64>,
+    exceeded: Cell<bool>,
+}
+
+struct Capped<'a> {
+    inner: Box<dyn Read + 'a>,
+    budget: Rc<Budget>,
+    progress: Rc<Progress>,
+}
+
+impl Read for Capped<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        super::interrupt::check()?;
+        let left = self
+            .budget
+            .limit
+            .get()
+            .saturating_sub(self.budget.read.get());
+        if left == 0 {
+            self.budget.exceeded.set(true);
+            return Err(std::io::Error::other(
+                "decompressed data exceeds the manifest",
+            ));
+        }
+        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.budget.read.set(self.budget.read.get() + n as u64);
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}
+
+/// Tar overhead allowed per entry beyond its data: header, a long-name or PAX header with its
+/// own data block, padding.
+const PER_ENTRY_OVERHEAD: u64 = 4096;
+/// Allowed for the directory entries and the end-of-archive blocks.
+const SLACK: u64 = 1 << 20;
+
+/// Reads `input`, checking everything (see the module doc); `on_entry` gets each listed file
+/// with a reader over its data (what it does not read is still hashed). Returns the manifest.
+pub fn read_archive(
+    input: Input,
+    quiet: bool,
+    mut on_manifest: impl FnMut(&Manifest) -> Result<()>,
+    mut on_entry: impl FnMut(&Entry, &mut dyn Read) -> Result<Flow>,
+) -> Result<Manifest> {
+    let label = input.label.clone();
+    let broken = |reason: String| ImageError::Broken {
+        archive: label.clone(),
+        reason,
+    };
+    let refused = |entry: &str, reason: String| ImageError::Refused {
+        archive: label.clone(),
+        entry: entry.to_string(),
+        reason,
+    };
+    let budget = Rc::new(Budget::default());
+    budget
+        .limit
+        .set(manifest::MAX_SIZE + PER_ENTRY_OVERHEAD * 2);
+    let progress = Rc::new(Progress::new("import", None, quiet));
+    let inner = decompressor(input.reader).map_err(&broken)?;
+    let mut tar = tar::Archive::new(Capped {
+        inner,
+        budget: budget.clone(),
+        progress: progress.clone(),
+    });
+    // An I/O error mid-archive: a bomb when the cap was hit, else damage or truncation.
+    let stream_err = |e: std::io::Error| {
+        if budget.exceeded.get() {
+            broken(format!(
+                "decompresses to more than the manifest declares (over {} bytes): refused as a possible decompression bomb",
+                budget.limit.get()
+            ))
+        } else if e.to_string().starts_with("interrupted by") {
+            broken(e.to_string())
+        } else {
+            broken(format!("truncated or corrupt: {e}"))
+        }
+    };
+    let mut entries = tar.entries().map_err(&stream_err)?;
+
+    let mut first = match entries.next() {
+        Some(e) => e.map_err(&stream_err)?,
+        None => return Err(broken("empty archive: no manifest".into())),
+    };
+    let first_name = String::from_utf8_lossy(&first.path_bytes()).into_owned();
+    if first_name != layout::MANIFEST {
+        return Err(broken(format!(
+            "the first entry is {first_name:?}, not {}: not an lcr archive (or not one lcr can check)",
+            layout::MANIFEST
+        )));
+    }
+    if first.header().entry_type() != tar::EntryType::Regular || first.size() > manifest::MAX_SIZE {
+        return Err(refused(
+            layout::MANIFEST,
+            format!("not a regular file of at most {} bytes", manifest::MAX_SIZE),
+        ));
+    }
+    let mut text = Vec::new();
+    first.read_to_end(&mut text).map_err(&stream_err)?;
+    drop(first);
+    let m: Manifest =
+        serde_json::from_slice(&text).map_err(|e| broken(format!("{}: {e}", layout::MANIFEST)))?;
+    m.check().map_err(&broken)?;
+    budget.limit.set(
+        budget.read.get()
+            + m.total_size()
+            + PER_ENTRY_OVERHEAD * (m.entries.len() as u64 + 2)
+            + SLACK,
+    );
+    progress.set_total(m.total_size());
+    on_manifest(&m)?;
+
+    let mut seen = HashSet::new();
+    for e in entries {
+        let e = e.map_err(&stream_err)?;
+        let name = String::from_utf8(e.path_bytes().into_owned())
+            .map_err(|_| refused("(not UTF-8)", "entry names must be UTF-8".into()))?;
+        let h = e.header();
+        let mode = h.mode().unwrap_or(0);
+        if mode & 0o6000 != 0 {
+            return Err(refused(
+                &name,
+                format!("setuid/setgid bits (mode {mode:o})"),
+            ));
+        }
+        match h.entry_type() {
+            tar::EntryType::Regular => {}
+            tar::EntryType::Directory if layout::is_known_dir(&name) => continue,
+            tar::EntryType::Directory => {
+                return Err(refused(
+                    &name,
+                    "a directory lcr archives do not have".into(),
+                ))
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let kind = if h.entry_type() == tar::EntryType::Symlink {
+                    "symbolic"
+                } else {
+                    "hard"
+                };
+                return Err(refused(
+                    &name,
+                    format!("a {kind} link to {target:?}: lcr archives hold no links"),
+                ));
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refused(&name, "a device node".into()))
+            }
+            tar::EntryType::Fifo => return Err(refused(&name, "a fifo".into())),
+            other => return Err(refused(&name, format!("entry type {other:?}"))),
+        }
+        layout::dir_name(&name).map_err(|why| refused(&name, why))?;
+        let Some(listed) = m.entry(&name) else {
+            return Err(refused(&name, "not in the manifest".into()));
+        };
+        if !seen.insert(name.clone()) {
+            return Err(refused(&name, "appears twice".into()));
+        }
+        let size = e.size();
+        if size > listed.size {
+            return Err(refused(
+                &name,
+                format!(
+                    "{size} bytes, larger than the {} the manifest says",
+                    listed.size
+                ),
+            ));
+        }
+        if size < listed.size {
+            return Err(broken(format!(
+                "entry {name:?}: {size} bytes, the manifest says {}",
+                listed.size
+            )));
+        }
+        let mut data = HashingReader::new(e);
+        let flow = match on_entry(listed, &mut data) {
+            Ok(f) => f,
+            Err(_) if budget.exceeded.get() => return Err(stream_err(std::io::Error::other(""))),
+            Err(e) => return Err(e),
+        };
+        if flow == Flow::Stop {
+            progress.finish();
+            return Ok(m);
+        }
+        std::io::copy(&mut data, &mut std::io::sink()).map_err(&stream_err)?;
+        if data.count != listed.size {
+            return Err(broken(format!("entry {name:?} is truncated")));
+        }
+        let actual = data.finish();
+        if actual != listed.sha256 {
+            return Err(ImageError::Checksum {
+                archive: label.clone(),
+                entry: name,
+                expected: listed.sha256.clone(),
+                actual,
+            });
+        }
+    }
+    progress.finish();
+    if let Some(missing) = m.entries.iter().find(|e| !seen.contains(&e.name)) {
+        return Err(broken(format!(
+            "truncated: the archive ends before {:?} ({} of {} entries present)",
+            missing.name,
+            seen.len(),
+            m.entries.len()
+        )));
+    }
+    Ok(m)
+}
+
+/// Copies an entry's data to `out` (`out_path` for messages) in large blocks.
+pub fn copy_entry(
+    archive: &str,
+    entry: &Entry,
+    data: &mut dyn Read,
+    out: &mut impl std::io::Write,
+    out_path: &Path,
+) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = match data.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ImageError::Broken {
+                    archive: archive.to_string(),
+                    reason: format!("entry {:?}: truncated or corrupt: {e}", entry.name),
+                })
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(ImageError::io(out_path, "write"))?;
+        total += n as u64;
+    }
+}

@@ -1,0 +1,355 @@
+//! Hostile and broken archives, crafted byte by byte: each is refused with a message naming
+//! the problem, by `lcr image unpack` and `lcr image verify` alike, and nothing appears
+//! outside the (never created) target — no file at the paths the entries aim for, no
+//! temporary directory left beside it.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+
+/// One tar entry as written: any name, type, mode and link target.
+struct Raw {
+    name: String,
+    kind: u8,
+    mode: u32,
+    link: String,
+    data: Vec<u8>,
+    /// Size written in the header, when it should differ from the data's.
+    size: Option<u64>,
+}
+
+fn file(name: &str, data: &[u8]) -> Raw {
+    Raw {
+        name: name.into(),
+        kind: b'0',
+        mode: 0o600,
+        link: String::new(),
+        data: data.to_vec(),
+        size: None,
+    }
+}
+
+fn special(name: &str, kind: u8, link: &str) -> Raw {
+    Raw {
+        link: link.into(),
+        kind,
+        ..file(name, b"")
+    }
+}
+
+fn octal(field: &mut [u8], v: u64) {
+    let s = format!("{:0width$o}", v, width = field.len() - 1);
+    field[..s.len()].copy_from_slice(s.as_bytes());
+}
+
+fn header(r: &Raw) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..r.name.len()].copy_from_slice(r.name.as_bytes());
+    octal(&mut h[100..108], u64::from(r.mode));
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], r.size.unwrap_or(r.data.len() as u64));
+    octal(&mut h[136..148], 1_700_000_000);
+    h[156] = r.kind;
+    h[157..157 + r.link.len()].copy_from_slice(r.link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
+}
+
+fn tar_bytes(entries: &[Raw]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in entries {
+        out.extend_from_slice(&header(r));
+        out.extend_from_slice(&r.data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+fn sha256(data: &[u8]) -> String {
+    let mut c = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(data).unwrap();
+    let out = c.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A manifest listing `files` (name, data), with `edit` applied.
+fn manifest(files: &[(&str, &[u8])], edit: impl FnOnce(&mut serde_json::Value)) -> Raw {
+    let mut m = json!({
+        "format": 1, "lcr_version": "0.1.0", "criu_version": "4.2.1", "kernel": "6.18",
+        "arch": std::env::consts::ARCH, "cgroup_version": "v1", "page_size": 4096,
+        "packed": "2026-11-23T00:00:00Z",
+        "container": {"id": "x", "command": ["sh"], "created": null, "checkpointed": "",
+            "namespaces": [], "mounts": [], "cgroup_path": "/lcr/x", "limits": null,
+            "memory_dumped": null, "rootfs_diff": false, "volumes": []},
+        "entries": files.iter().map(|(n, d)| json!({"name": n, "size": d.len(), "sha256": sha256(d)})).collect::<Vec<_>>(),
+    });
+    edit(&mut m);
+    file("lcr-manifest.json", &serde_json::to_vec(&m).unwrap())
+}
+
+const GOOD: &[u8] = b"hello images";
+
+/// A work directory with the archive, the (never created) target, and the outside paths.
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn outside(&self) -> PathBuf {
+        self.dir.path().join("outside")
+    }
+
+    /// Writes `bytes` as the archive and checks that unpack and verify refuse it with `want`.
+    fn refused(&self, what: &str, bytes: &[u8], want: &str) {
+        let archive = self.dir.path().join(format!("{what}.tar"));
+        std::fs::write(&archive, bytes).unwrap();
+        let target = self.dir.path().join("target");
+        for args in [
+            vec![
+                "image",
+                "unpack",
+                "-q",
+                archive.to_str().unwrap(),
+                target.to_str().unwrap(),
+            ],
+            vec!["image", "verify", "-q", archive.to_str().unwrap()],
+        ] {
+            let out = output_via_files(Command::new(lcr_bin()).args(&args));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what}: {args:?} accepted it");
+            assert!(err.contains(want), "{what}: expected {want:?} in: {err}");
+        }
+        assert!(!target.exists(), "{what}: the target was made");
+        assert!(
+            !self.outside().exists(),
+            "{what}: something was written outside"
+        );
+        let names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".tar") && !n.ends_with(".zst"))
+            .collect();
+        assert!(names.is_empty(), "{what}: left behind {names:?}");
+        std::fs::remove_file(&archive).unwrap();
+    }
+}
+
+fn with_good(extra: Raw) -> Vec<u8> {
+    tar_bytes(&[
+        manifest(&[("checkpoint/a.img", GOOD)], |_| {}),
+        extra,
+        file("checkpoint/a.img", GOOD),
+    ])
+}
+
+#[test]
+fn unsafe_names_links_devices_and_modes_are_refused() {
+    let c = Case::new();
+    let outside = c.outside();
+    let abs = outside.to_str().unwrap().to_string();
+    c.refused("absolute", &with_good(file(&abs, b"x")), "absolute path");
+    c.refused(
+        "dotdot",
+        &with_good(file("checkpoint/../../outside", b"x")),
+        "path component \"..\"",
+    );
+    c.refused(
+        "symlink",
+        &with_good(special("checkpoint/link", b'2', &abs)),
+        "a symbolic link to",
+    );
+    c.refused(
+        "hardlink",
+        &with_good(special("checkpoint/hl", b'1', "../outside")),
+        "a hard link to",
+    );
+    c.refused(
+        "chardev",
+        &with_good(special("checkpoint/null", b'3', "")),
+        "a device node",
+    );
+    c.refused(
+        "blockdev",
+        &with_good(special("checkpoint/sda", b'4', "")),
+        "a device node",
+    );
+    c.refused(
+        "fifo",
+        &with_good(special("checkpoint/fifo", b'6', "")),
+        "a fifo",
+    );
+    let mut suid = file("checkpoint/a.img", GOOD);
+    suid.mode = 0o4755;
+    c.refused(
+        "setuid",
+        &tar_bytes(&[manifest(&[("checkpoint/a.img", GOOD)], |_| {}), suid]),
+        "setuid/setgid bits",
+    );
+    let mut sgid_dir = special("checkpoint/", b'5', "");
+    sgid_dir.mode = 0o2755;
+    c.refused("setgid dir", &with_good(sgid_dir), "setuid/setgid bits");
+}
+
+#[test]
+fn entries_must_match_the_manifest() {
+    let c = Case::new();
+    c.refused(
+        "unlisted",
+        &with_good(file("checkpoint/extra.img", b"x")),
+        "not in the manifest",
+    );
+    let mut big = file("checkpoint/a.img", &[7u8; 4096]);
+    big.size = Some(4096);
+    c.refused(
+        "larger",
+        &tar_bytes(&[manifest(&[("checkpoint/a.img", GOOD)], |_| {}), big]),
+        "larger than the 12 the manifest says",
+    );
+    c.refused(
+        "checksum",
+        &tar_bytes(&[
+            manifest(&[("checkpoint/a.img", GOOD)], |_| {}),
+            file("checkpoint/a.img", b"hello IMAGES"),
+        ]),
+        "checksum mismatch",
+    );
+    c.refused(
+        "twice",
+        &tar_bytes(&[
+            manifest(&[("checkpoint/a.img", GOOD)], |_| {}),
+            file("checkpoint/a.img", GOOD),
+            file("checkpoint/a.img", GOOD),
+        ]),
+        "appears twice",
+    );
+    c.refused(
+        "format",
+        &tar_bytes(&[
+            manifest(&[("checkpoint/a.img", GOOD)], |m| m["format"] = json!(99)),
+            file("checkpoint/a.img", GOOD),
+        ]),
+        "manifest format 99 is unknown",
+    );
+    c.refused(
+        "not first",
+        &tar_bytes(&[
+            file("checkpoint/a.img", GOOD),
+            manifest(&[("checkpoint/a.img", GOOD)], |_| {}),
+        ]),
+        "not an lcr archive",
+    );
+    c.refused(
+        "manifest escapes",
+        &tar_bytes(&[
+            manifest(&[("../outside", GOOD)], |_| {}),
+            file("checkpoint/a.img", GOOD),
+        ]),
+        "manifest entry \"../outside\": path component \"..\"",
+    )
+}
+
+#[test]
+fn truncated_archives_and_decompression_bombs_are_refused() {
+    let c = Case::new();
+    let good = tar_bytes(&[
+        manifest(
+            &[
+                ("checkpoint/a.img", GOOD),
+                ("checkpoint/b.img", &[1u8; 5000]),
+            ],
+            |_| {},
+        ),
+        file("checkpoint/a.img", GOOD),
+        file("checkpoint/b.img", &[1u8; 5000]),
+    ]);
+    // Cut inside b.img's data, and right after a.img (a missing entry).
+    c.refused(
+        "cut in data",
+        &good[..good.len() - 1024 - 3000],
+        "truncated",
+    );
+    let after_a = 512 + 1024 + 512 + 512;
+    let manifest_len = {
+        let m = &good[124..135];
+        usize::from_str_radix(std::str::from_utf8(m).unwrap().trim_matches('\0'), 8).unwrap()
+    };
+    let cut = 512 + manifest_len.div_ceil(512) * 512 + after_a - 1024 - 512;
+    c.refused("missing entry", &good[..cut], "truncated");
+    let zst = zstd::encode_all(&good[..], 3).unwrap();
+    c.refused("zstd cut", &zst[..zst.len() / 2], "truncated");
+
+    // 256 MiB of PAX header data (compressed to a few KiB) before a tiny listed entry.
+    let mut bomb = tar_bytes(&[manifest(&[("checkpoint/a.img", GOOD)], |_| {})]);
+    bomb.truncate(bomb.len() - 1024);
+    let mut pax = special("checkpoint/a.img", b'x', "");
+    pax.size = Some(256 << 20);
+    bomb.extend_from_slice(&header(&pax));
+    let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    enc.write_all(&bomb).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        enc.write_all(&zeros).unwrap();
+    }
+    enc.write_all(&tar_bytes(&[file("checkpoint/a.img", GOOD)]))
+        .unwrap();
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
+    c.refused("bomb", &bomb, "decompression bomb");
+
+    c.refused("empty", b"", "empty input");
+    c.refused("gzip", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0], "gzip-compressed");
+}
+
+#[test]
+fn a_well_formed_crafted_archive_unpacks_with_private_modes() {
+    let c = Case::new();
+    let bytes = with_good(special("checkpoint/", b'5', ""));
+    let archive = c.dir.path().join("ok.tar");
+    std::fs::write(&archive, bytes).unwrap();
+    let target = c.dir.path().join("target");
+    let out = output_via_files(Command::new(lcr_bin()).args([
+        "image",
+        "unpack",
+        "-q",
+        archive.to_str().unwrap(),
+        target.to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(target.join("a.img")).unwrap(), GOOD);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&target), 0o700);
+    assert_eq!(mode(&target.join("a.img")), 0o600);
+    assert!(target.join("lcr-manifest.json").exists());
+}

@@ -1,0 +1,117 @@
+//! The self-checking workload of the checkpoint tests: a counter that must go on from where it
+//! stopped, and the steps around it (start with a log, checkpoint, restore into another bundle).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::json;
+
+use super::*;
+
+/// A counter that writes its count to stdout and to /host/n, and reports its pid, hostname and
+/// a tmpfs file it made at start on each line.
+pub const COUNTER: &str = "echo keep > /dev/shm/mark; i=0; while :; do i=$((i+1)); \
+    echo \"$i $$ $(hostname) $(cat /dev/shm/mark)\"; echo $i > /host/n.tmp; mv /host/n.tmp /host/n; sleep 0.05; done";
+
+pub fn criu_ready() -> bool {
+    let ok = std::process::Command::new("criu")
+        .arg("check")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have a working CRIU (scripts/install-criu.sh)"
+        );
+        eprintln!("SKIP: no working CRIU (run scripts/install-criu.sh)");
+    }
+    ok
+}
+
+/// A container ready to be checkpointed, and its log file.
+pub fn counter(name: &str) -> Option<(Ctr, PathBuf)> {
+    counter_after(name, "")
+}
+
+/// A counter container whose script runs `prelude` (shell commands) first.
+pub fn counter_after(name: &str, prelude: &str) -> Option<(Ctr, PathBuf)> {
+    let c = Ctr::new(name)?;
+    if !criu_ready() {
+        return None;
+    }
+    c.host_dir();
+    c.args(&format!("{prelude}{COUNTER}"));
+    c.edit(|v| {
+        v["hostname"] = json!("counter");
+        v["linux"]["resources"]["memory"] = json!({"limit": 128u64 << 20});
+        v["linux"]["resources"]["pids"] = json!({"limit": 64});
+    });
+    let log = c.tmp.path().join("app.log");
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &log,
+    );
+    wait_until("counting", || count(&c) > 3);
+    Some((c, log))
+}
+
+/// Runs lcr with the container's stdout and stderr going to `log` (as `lcr run -d >log 2>&1`).
+pub fn start_logging_to(c: &Ctr, args: &[&str], log: &Path) {
+    let f = std::fs::File::create(log).unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let st = c
+        .cmd()
+        .args(args)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "lcr {args:?}: {}", read(log));
+    drop(err);
+}
+
+pub fn count(c: &Ctr) -> u64 {
+    read(c.tmp.path().join("host/n"))
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+pub fn lines(log: &Path) -> Vec<(u64, String)> {
+    read(log)
+        .lines()
+        .filter_map(|l| {
+            let (n, rest) = l.split_once(' ')?;
+            Some((n.parse().ok()?, rest.to_string()))
+        })
+        .collect()
+}
+
+pub fn checkpoint(c: &Ctr, img: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["checkpoint", "--image-path", img.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(&c.id);
+    c.lcr(&args)
+}
+
+/// Restores into `target`. Like any volume, its /host must hold the files the checkpointed
+/// process had open there (the counter may be caught between writing n.tmp and renaming it):
+/// they are carried over from `from`.
+pub fn restore_into(from: &Ctr, target: &Ctr, img: &Path, log: &Path) {
+    carry_host_files(from, target);
+    start_logging_to(target, &target.restore_args(img, &[]), log);
+}
+
+/// Copies the files of `from`'s /host directory that `target`'s lacks.
+pub fn carry_host_files(from: &Ctr, target: &Ctr) {
+    let src = from.tmp.path().join("host");
+    let dst = target.host_dir();
+    for e in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+        if !dst.join(e.file_name()).exists() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
