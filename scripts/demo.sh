@@ -48,9 +48,20 @@ step lcr --root "$ROOT" checkpoint --image-path "$WORK/img" --print-stats "$ID"
 at=$(cat "$WORK/out/count"); echo "checkpointed at count $at"
 sleep 0.5; [ "$(cat "$WORK/out/count")" = "$at" ] || { echo "still counting after checkpoint" >&2; exit 1; }
 ID2=$ID-restored
-cleanup() { for i in "$ID" "$ID2"; do lcr --root "$ROOT" delete --force "$i" >/dev/null 2>&1 || true; done; rm -rf "$WORK"; }
+ID3=$ID-imported
+cleanup() { for i in "$ID" "$ID2" "$ID3"; do lcr --root "$ROOT" delete --force "$i" >/dev/null 2>&1 || true; done; rm -rf "$WORK"; }
 step lcr --root "$ROOT" restore -d --bundle . --image-path "$WORK/img" --print-stats "$ID2"
 sleep 0.5; now=$(cat "$WORK/out/count"); echo "restored: count $at -> $now"; [ "$now" -gt "$at" ]
 step lcr --root "$ROOT" state "$ID2"
-step lcr --root "$ROOT" delete --force "$ID2"
+
+# Archive: exported as one tar+zstd file (the container stays frozen until it is complete),
+# inspected and verified without unpacking it, then imported under a third id.
+step lcr --root "$ROOT" checkpoint --export "$WORK/app.tar.zst" "$ID2"
+ls -l "$WORK/app.tar.zst"
+step lcr image inspect "$WORK/app.tar.zst"
+step lcr image verify "$WORK/app.tar.zst"
+at=$(cat "$WORK/out/count"); echo "exported at count $at"
+step lcr --root "$ROOT" restore -d --bundle . --import "$WORK/app.tar.zst" "$ID3"
+sleep 0.5; now=$(cat "$WORK/out/count"); echo "imported: count $at -> $now"; [ "$now" -gt "$at" ]
+step lcr --root "$ROOT" delete --force "$ID3"
 echo; echo "demo: OK"

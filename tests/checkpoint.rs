@@ -346,6 +346,34 @@ fn an_established_tcp_connection_inside_the_container_survives() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // inspect reads the connection pair out of the images.
+    let i: serde_json::Value =
+        serde_json::from_str(&c.ok(&["image", "inspect", "--json", img.to_str().unwrap()]))
+            .unwrap();
+    let conns: Vec<String> = i["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {} {}",
+                t["protocol"], t["local"], t["remote"], t["state"]
+            )
+            .replace('"', "")
+        })
+        .collect();
+    assert!(
+        conns
+            .iter()
+            .any(|t| t.starts_with("tcp 127.0.0.1:5555 127.0.0.1:") && t.ends_with("ESTABLISHED")),
+        "{conns:?}"
+    );
+    assert!(
+        conns
+            .iter()
+            .any(|t| t.contains(" 127.0.0.1:5555 ESTABLISHED")),
+        "{conns:?}"
+    );
     let before = replies();
     let r = Ctr::new("cr-tcp2").unwrap();
     let rhost = r.host_dir();

@@ -81,8 +81,14 @@ impl<W: Write> Write for Compressor<W> {
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// A decompressing reader over `input`, chosen by its first bytes.
-pub fn decompressor<'a, R: BufRead + 'a>(mut input: R) -> Result<Box<dyn Read + 'a>, String> {
+/// A decompressing reader over `input`, chosen by its first bytes. Decompression runs on a
+/// thread of its own, ahead of the reader, so that checking and writing the entries (on the
+/// caller's thread) overlaps with it.
+pub fn decompressor<R: BufRead + Send + 'static>(input: R) -> Result<Box<dyn Read>, String> {
+    Ok(Box::new(Prefetch::spawn(select(input)?)))
+}
+
+fn select<R: BufRead + Send + 'static>(mut input: R) -> Result<Box<dyn Read + Send>, String> {
     let head = input.fill_buf().map_err(|e| format!("read: {e}"))?.to_vec();
     if head.is_empty() {
         return Err("empty input: not an archive".into());
@@ -96,6 +102,90 @@ pub fn decompressor<'a, R: BufRead + 'a>(mut input: R) -> Result<Box<dyn Read + 
         return Err("gzip-compressed: lcr reads zstd-compressed or plain tar archives (recompress with `gzip -dc | zstd`)".into());
     }
     Ok(Box::new(input))
+}
+
+/// Reads `inner` on another thread, handing over blocks through a short queue.
+struct Prefetch {
+    blocks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+const BLOCK: usize = 1 << 20;
+
+impl Prefetch {
+    fn spawn(mut inner: Box<dyn Read + Send>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        // The thread ends at the end of the input, on an error, or when the reader is dropped
+        // (its next send fails).
+        std::thread::spawn(move || loop {
+            let mut buf = vec![0u8; BLOCK];
+            let mut filled = 0;
+            let mut error = None;
+            while filled < BLOCK {
+                match inner.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            buf.truncate(filled);
+            if filled > 0 && tx.send(Ok(buf)).is_err() {
+                break;
+            }
+            if let Some(e) = error {
+                let _ = tx.send(Err(e));
+                break;
+            }
+            if filled < BLOCK {
+                // The end: an empty block says so.
+                let _ = tx.send(Ok(Vec::new()));
+                break;
+            }
+        });
+        Self {
+            blocks: rx,
+            current: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for Prefetch {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.blocks.recv() {
+                Ok(Ok(b)) if b.is_empty() => self.done = true,
+                Ok(Ok(b)) => {
+                    self.current = b;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Err(std::io::Error::other(
+                        "the decompression thread ended early",
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.current.len() - self.at);
+        out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +207,7 @@ mod tests {
             let mut w = Compressor::new(Vec::new(), c).unwrap();
             w.write_all(b"hello archive").unwrap();
             let bytes = w.finish().unwrap();
-            let mut r = decompressor(&bytes[..]).unwrap();
+            let mut r = decompressor(std::io::Cursor::new(bytes)).unwrap();
             let mut s = String::new();
             r.read_to_string(&mut s).unwrap();
             assert_eq!(s, "hello archive");

@@ -141,6 +141,12 @@ impl Contents {
     /// files.img).
     pub fn processes(&self) -> Vec<Process> {
         let files = self.files();
+        // Files saved as external (the container's stdio on the host) by CRIU's key.
+        let external: BTreeMap<String, String> = self
+            .record_json()
+            .and_then(|j| serde_json::from_slice::<crate::checkpoint::Record>(j).ok())
+            .map(|r| r.stdio.into_iter().map(|f| (f.key, f.path)).collect())
+            .unwrap_or_default();
         self.image("pstree.img")
             .unwrap_or_default()
             .iter()
@@ -158,7 +164,13 @@ impl Contents {
                     .unwrap_or_default()
                     .iter()
                     .map(|fd| {
-                        let (kind, what) = describe_fd(fd.u64(3), files.get(&fd.u64(1)));
+                        let (kind, mut what) = describe_fd(fd.u64(3), files.get(&fd.u64(1)));
+                        match external.get(&what) {
+                            Some(path) if *path != what => {
+                                what = format!("{path} (on the host: {what})");
+                            }
+                            _ => {}
+                        }
                         OpenFile {
                             fd: fd.u64(4) as u32,
                             kind,
@@ -348,8 +360,11 @@ fn address(family: u64, words: &[u64], port: u64) -> String {
             Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
         ),
         (10, 16..) => {
-            let a: [u8; 16] = bytes[..16].try_into().unwrap_or([0; 16]);
-            format!("[{}]:{port}", Ipv6Addr::from(a))
+            let a = Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[..16]).unwrap_or([0; 16]));
+            match a.to_ipv4_mapped() {
+                Some(v4) => format!("{v4}:{port}"),
+                None => format!("[{a}]:{port}"),
+            }
         }
         (2, _) => format!("0.0.0.0:{port}"),
         _ => format!("[::]:{port}"),

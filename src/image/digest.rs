@@ -27,24 +27,80 @@ pub fn hex_all(slices: &[&[u8]], threads: usize) -> Vec<String> {
     results.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
+/// SHA-256 computed inline, or for large data on a thread of its own so that it overlaps with
+/// the reading and writing around it.
+enum Hasher {
+    Inline(Sha256),
+    Threaded {
+        blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+        result: std::thread::JoinHandle<String>,
+    },
+}
+
+/// Data at least this large is hashed on a thread.
+const THREADED_FROM: u64 = 8 << 20;
+
+impl Hasher {
+    fn for_size(size: u64) -> Self {
+        if size < THREADED_FROM {
+            return Hasher::Inline(Sha256::new());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let result = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for block in rx {
+                h.update(&block);
+            }
+            format!("{:x}", h.finalize())
+        });
+        Hasher::Threaded {
+            blocks: Some(tx),
+            result,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Inline(h) => h.update(data),
+            Hasher::Threaded { blocks, .. } => {
+                if let Some(tx) = blocks {
+                    // A dead hashing thread shows as a wrong digest in finish().
+                    let _ = tx.send(data.to_vec());
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Hasher::Inline(h) => format!("{:x}", h.finalize()),
+            Hasher::Threaded { blocks, result } => {
+                drop(blocks);
+                result.join().unwrap_or_default()
+            }
+        }
+    }
+}
+
 /// A reader that hashes what passes through it.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Hasher,
     pub count: u64,
 }
 
 impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
+    /// `size`: how much is expected (large data is hashed on a thread).
+    pub fn new(inner: R, size: u64) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: Hasher::for_size(size),
             count: 0,
         }
     }
 
     pub fn finish(self) -> String {
-        format!("{:x}", self.hasher.finalize())
+        self.hasher.finish()
     }
 }
 
@@ -66,9 +122,11 @@ mod tests {
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(hex_all(&[b"abc", b"", b"abc"], 2), vec![abc, empty, abc]);
-        let mut r = HashingReader::new(&b"abc"[..]);
-        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
-        assert_eq!(r.count, 3);
-        assert_eq!(r.finish(), abc);
+        for expected_size in [3, 1 << 30] {
+            let mut r = HashingReader::new(&b"abc"[..], expected_size);
+            std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+            assert_eq!(r.count, 3);
+            assert_eq!(r.finish(), abc);
+        }
     }
 }

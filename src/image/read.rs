@@ -31,7 +31,7 @@ pub enum Flow {
 /// An archive to read: a file, or standard input for `-`.
 pub struct Input {
     pub label: String,
-    pub reader: Box<dyn BufRead>,
+    pub reader: Box<dyn BufRead + Send>,
 }
 
 impl Input {
@@ -39,7 +39,7 @@ impl Input {
         if path == Path::new("-") {
             return Ok(Self {
                 label: "standard input".into(),
-                reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin().lock())),
+                reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
             });
         }
         let f = std::fs::File::open(path).map_err(ImageError::io(path, "open archive"))?;
@@ -64,13 +64,13 @@ struct Budget {
     exceeded: Cell<bool>,
 }
 
-struct Capped<'a> {
-    inner: Box<dyn Read + 'a>,
+struct Capped {
+    inner: Box<dyn Read>,
     budget: Rc<Budget>,
     progress: Rc<Progress>,
 }
 
-impl Read for Capped<'_> {
+impl Read for Capped {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         super::interrupt::check()?;
         let left = self
@@ -240,7 +240,7 @@ pub fn read_archive(
                 listed.size
             )));
         }
-        let mut data = HashingReader::new(e);
+        let mut data = HashingReader::new(e, size);
         let flow = match on_entry(listed, &mut data) {
             Ok(f) => f,
             Err(_) if budget.exceeded.get() => return Err(stream_err(std::io::Error::other(""))),

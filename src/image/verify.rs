@@ -87,7 +87,7 @@ fn verify_dir(dir: &Path) -> Result<Verified> {
             archive: label.clone(),
             reason: format!("{rel}: listed in the manifest: {err}"),
         })?;
-        let mut r = HashingReader::new(f);
+        let mut r = HashingReader::new(f, e.size);
         std::io::copy(&mut r, &mut std::io::sink()).map_err(ImageError::io(&path, "read"))?;
         if r.count != e.size {
             return Err(ImageError::Broken {
