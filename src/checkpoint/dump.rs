@@ -187,7 +187,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
             what: "--with-rootfs-diff".into(),
             value: String::new(),
             reason: format!(
-                "container {:?} has no rootfs baseline: its root is read-only (root.readonly) or it was made by an older lcr",
+                "container {:?} has no rootfs baseline: its root is read-only (root.readonly), on overlayfs (whose engine keeps the diff in its upper directory), or it was made by an older lcr",
                 c.id()
             ),
         })?;

@@ -1,6 +1,5 @@
 use std::path::PathBuf;
 
-use anyhow::Context;
 use lcr::image::{self, Compression, Input, Output, PackOpts};
 
 #[derive(clap::Args)]
@@ -90,8 +89,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             }
         }
         Command::Verify { path, quiet } => {
-            let v = image::verify(&path, quiet)
-                .with_context(|| format!("verify {}", path.display()))?;
+            let v = image::verify(&path, quiet)?;
             if v.checksums {
                 println!(
                     "{}: OK: {} files, {} bytes, sizes and SHA-256 match the manifest, CRIU's files are complete",

@@ -100,7 +100,7 @@ pub fn main() -> i32 {
     match r {
         Ok(code) => code,
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = message(&e);
             // The log (json for podman/conmon) gets it too; stderr gets one plain line.
             if cli.log.is_some() {
                 tracing::error!("{msg}");
@@ -109,6 +109,22 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// The error and its causes, each once: library errors already quote their source.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// `ID` is the container id in every command that takes one.

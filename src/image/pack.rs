@@ -207,7 +207,10 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
     let label = dir.display().to_string();
     let record = Record::read(dir).map_err(|e| ImageError::Broken {
         archive: label.clone(),
-        reason: e.to_string(),
+        reason: match e {
+            crate::Error::Other { reason, .. } => reason,
+            other => other.to_string(),
+        },
     })?;
     if record.pre_dump {
         return Err(ImageError::Broken {

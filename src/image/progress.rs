@@ -17,20 +17,27 @@ impl Progress {
         if quiet || !std::io::stderr().is_terminal() {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
-        let template = if total.is_some() {
+        bar.set_prefix(label.to_string());
+        let p = Self(bar);
+        p.style(total.is_some());
+        p
+    }
+
+    fn style(&self, with_total: bool) {
+        let template = if with_total {
             "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
         } else {
             "{prefix} {bytes} {bytes_per_sec} {elapsed}"
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("=> "));
+            self.0.set_style(style.progress_chars("=> "));
         }
-        bar.set_prefix(label.to_string());
-        Self(bar)
     }
 
+    /// The total, once known (an import learns it from the manifest).
     pub fn set_total(&self, total: u64) {
         self.0.set_length(total);
+        self.style(true);
     }
 
     pub fn add(&self, n: u64) {

@@ -1,14 +1,17 @@
 //! Changes to a writable rootfs since the container started, for `--with-rootfs-diff`.
 //!
 //! When a container with a writable rootfs is created (or restored), lcr records a baseline:
-//! every path under the rootfs with its inode, size, mode and change times. At checkpoint the
-//! tree is walked again: paths that are new or whose metadata changed go into
-//! `rootfs-diff.tar`, paths that disappeared into `deleted.files`. Restore applies both to the
-//! restore bundle's rootfs before CRIU runs, so a host with the original rootfs gets the
-//! container's files back. The walk stays on the rootfs's filesystem (mounts inside the
-//! container are not visible from the host, and their contents are CRIU's or the volumes').
+//! the time, from the clock file timestamps use, and the names of every path under the rootfs
+//! (a directory walk, no per-file stat). At checkpoint the tree is walked again: paths whose
+//! change time (ctime, which no process can set back) is not older than the baseline, and paths
+//! the baseline lacks, go into `rootfs-diff.tar`; baseline paths that are gone go into
+//! `deleted.files`. Restore takes the baseline of the restore bundle's rootfs first and then
+//! applies both before CRIU runs, so the next checkpoint carries those changes on. The walk
+//! stays on the rootfs's filesystem (mounts inside the container are not visible from the host,
+//! and their contents are CRIU's or the volumes'). An overlayfs rootfs (podman's) gets no
+//! baseline: its engine keeps the diff in the upper directory, and a walk would only cost time.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -22,53 +25,47 @@ use crate::{Error, Result};
 /// The baseline's file in the container's state directory.
 pub const BASELINE_FILE: &str = "rootfs-baseline.json";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Meta {
-    ino: u64,
-    size: u64,
-    mode: u32,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl Meta {
-    fn of(md: &std::fs::Metadata) -> Self {
-        Self {
-            ino: md.ino(),
-            size: md.size(),
-            mode: md.mode(),
-            mtime_ns: i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec()),
-            ctime_ns: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
-        }
-    }
-}
-
-/// Every path under a rootfs (relative, `/`-separated) with its metadata.
+/// When the baseline was taken and what existed then.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Baseline {
-    paths: BTreeMap<String, Meta>,
+    /// CLOCK_REALTIME_COARSE in nanoseconds: every later change has a ctime at least this.
+    since_ns: i128,
+    paths: BTreeSet<String>,
+}
+
+fn coarse_now_ns() -> i128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE)
+        .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+        .unwrap_or(0)
+}
+
+fn is_overlay(p: &Path) -> bool {
+    nix::sys::statfs::statfs(p)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+        .unwrap_or(false)
 }
 
 impl Baseline {
-    /// The baseline of a container's rootfs when it is writable (else there is nothing to diff).
+    /// The baseline of a container's rootfs when it is writable and not an overlay.
     pub fn for_spec(spec: &oci_spec::runtime::Spec, rootfs: &Path) -> Result<Option<Self>> {
         let readonly = spec
             .root()
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false);
-        if readonly {
+        if readonly || is_overlay(rootfs) {
             return Ok(None);
         }
         Self::take(rootfs).map(Some)
     }
 
     pub fn take(rootfs: &Path) -> Result<Self> {
-        let root_md =
-            std::fs::symlink_metadata(rootfs).ctx(|| format!("stat {}", rootfs.display()))?;
-        let mut paths = BTreeMap::new();
-        walk(rootfs, "", root_md.dev(), &mut paths)?;
-        Ok(Self { paths })
+        let since_ns = coarse_now_ns();
+        let mut paths = BTreeSet::new();
+        walk(rootfs, &mut |rel, _| {
+            paths.insert(rel.to_string());
+        })?;
+        Ok(Self { since_ns, paths })
     }
 
     pub fn save(&self, container_dir: &Path) -> Result<()> {
@@ -81,39 +78,58 @@ impl Baseline {
     }
 }
 
-fn walk(root: &Path, rel: &str, dev: u64, out: &mut BTreeMap<String, Meta>) -> Result<()> {
-    let dir = if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(rel)
-    };
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        // Vanished while walking (the container is running): not part of either side.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(Error::Io {
-                context: format!("read {}", dir.display()),
-                source: e,
-            })
-        }
-    };
-    for e in rd.flatten() {
-        let Some(name) = e.file_name().to_str().map(str::to_string) else {
-            tracing::warn!(path = %e.path().display(), "not UTF-8: left out of the rootfs diff");
-            continue;
-        };
-        let Ok(md) = e.path().symlink_metadata() else {
-            continue;
-        };
-        let child = if rel.is_empty() {
-            name
+/// Calls `f` for every path under `root` (relative, `/`-separated, parents first) with its
+/// metadata when `f` needs it: directories are always stat'ed (to stay on one filesystem).
+fn walk(root: &Path, f: &mut dyn FnMut(&str, Option<&std::fs::Metadata>)) -> Result<()> {
+    walk_stat(root, false, f)
+}
+
+fn walk_stat(
+    root: &Path,
+    stat_all: bool,
+    f: &mut dyn FnMut(&str, Option<&std::fs::Metadata>),
+) -> Result<()> {
+    let dev = std::fs::symlink_metadata(root)
+        .ctx(|| format!("stat {}", root.display()))?
+        .dev();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
         } else {
-            format!("{rel}/{name}")
+            root.join(&rel)
         };
-        out.insert(child.clone(), Meta::of(&md));
-        if md.is_dir() && md.dev() == dev {
-            walk(root, &child, dev, out)?;
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            // Vanished while walking: part of neither side.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("read {}", dir.display()),
+                    source: e,
+                })
+            }
+        };
+        for e in rd.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                tracing::warn!(path = %e.path().display(), "not UTF-8: left out of the rootfs diff");
+                continue;
+            };
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let md = if stat_all || is_dir {
+                e.path().symlink_metadata().ok()
+            } else {
+                None
+            };
+            f(&child, md.as_ref());
+            if is_dir && md.as_ref().is_some_and(|m| m.dev() == dev) {
+                stack.push(child);
+            }
         }
     }
     Ok(())
@@ -129,15 +145,20 @@ pub struct Diff {
 }
 
 pub fn diff(rootfs: &Path, base: &Baseline) -> Result<Diff> {
-    let now = Baseline::take(rootfs)?;
-    let changed = now
-        .paths
-        .iter()
-        .filter(|(p, m)| base.paths.get(*p) != Some(m))
-        .map(|(p, _)| p.clone())
-        .collect();
+    let mut now = BTreeSet::new();
+    let mut changed = Vec::new();
+    walk_stat(rootfs, true, &mut |rel, md| {
+        now.insert(rel.to_string());
+        let ctime = md.map_or(i128::MAX, |m| {
+            i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+        });
+        if ctime >= base.since_ns || !base.paths.contains(rel) {
+            changed.push(rel.to_string());
+        }
+    })?;
+    changed.sort();
     let mut deleted: Vec<String> = Vec::new();
-    for p in base.paths.keys().filter(|p| !now.paths.contains_key(*p)) {
+    for p in base.paths.iter().filter(|p| !now.contains(*p)) {
         if !deleted.iter().any(|d| p.starts_with(&format!("{d}/"))) {
             deleted.push(p.clone());
         }
@@ -233,7 +254,11 @@ mod tests {
             .arg(&copy)
             .status()
             .unwrap();
+        // Files touched in the clock tick of the baseline count as changed (the safe side):
+        // let it tick over.
+        std::thread::sleep(std::time::Duration::from_millis(30));
         let base = Baseline::take(&root).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
 
         std::fs::write(root.join("etc/change"), "new content").unwrap();
         std::fs::write(root.join("new"), "hello").unwrap();
