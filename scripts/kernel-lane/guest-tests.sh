@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the guest (Debian 6.1 kernel, cgroup v2 at /sys/fs/cgroup, soft-dirty, userfaultfd):
 # lcr itself on cgroup v2, checkpoint/restore with v2 limits under a new id, pre-copy with
-# pre-dumps, and a lazy (post-copy) restore. One PASS/FAIL line per test in $OUT/results.txt.
+# pre-dumps, a checkpoint archive exported and imported, and a lazy (post-copy) restore. One PASS/FAIL line per test in $OUT/results.txt.
 export PATH=/usr/local/bin:/usr/local/sbin:/bin:/sbin
 OUT=${OUT:-/tmp}; RES=$OUT/results.txt; : > "$RES"
 LOGS=$OUT/logs; rm -rf "$LOGS"; mkdir -p "$LOGS"
@@ -62,6 +62,25 @@ t_restore_v2() {
   pass "count $at went on; memory.max=$m pids.max=$p cpu.max='$c'"
 }
 
+t_archive_v2() {
+  begin "v2 archive: export, verify and inspect, import under a new id with the restore bundle's limits"
+  run c4 run -d --bundle /bundles/limits c4 || { fail "run: $(cat $LOGS/c4.err)"; return; }
+  waitfor '[ "$(num /out-a/n)" -gt 3 ]' || { fail "the container does not count"; return; }
+  run x4 checkpoint --export /tmp/c4.tar.zst c4 || { fail "export: $(cat $LOGS/x4.err)"; return; }
+  at=$(num /out-a/n)
+  [ ! -d $CG/lcr-lane/limits ] || { fail "the exported container's cgroup is left"; return; }
+  run v4 image verify /tmp/c4.tar.zst || { fail "verify: $(cat $LOGS/v4.err)"; return; }
+  run i4 image inspect /tmp/c4.tar.zst || { fail "inspect: $(cat $LOGS/i4.err)"; return; }
+  grep -q "cgroup v2" $LOGS/i4.out || { fail "inspect does not say cgroup v2: $(cat $LOGS/i4.out)"; return; }
+  run m5 restore -d --bundle /bundles/restored --import /tmp/c4.tar.zst c5 || { fail "import: $(cat $LOGS/m5.err)"; return; }
+  d=$CG/lcr-lane/restored
+  m=$(cat $d/memory.max); p=$(cat $d/pids.max)
+  [ "$m" = 100663296 ] && [ "$p" = 40 ] || { fail "limits after import: memory.max=$m pids.max=$p"; return; }
+  waitfor '[ "$(num /out-a/n)" -gt $((at+3)) ]' || { fail "no counting after import (at $at, now $(num /out-a/n))"; return; }
+  run d6 delete -f c5 || { fail "delete: $(cat $LOGS/d6.err)"; return; }
+  pass "count $at went on; archive $(stat -c %s /tmp/c4.tar.zst) bytes"
+}
+
 t_precopy() {
   begin "pre-copy: two --pre-dump, a final --parent-path checkpoint, restore counts on"
   : > /out-b/ticks
@@ -101,6 +120,7 @@ t_lazy() {
 
 t_lifecycle
 t_restore_v2
+t_archive_v2
 t_precopy
 t_lazy
 for f in /tmp/img-c2 /tmp/pre1 /tmp/pre2 /tmp/final /tmp/lz; do for l in $f/*.log; do [ -f "$l" ] && cp "$l" "$LOGS/$(basename $f)-$(basename $l)"; done; done
