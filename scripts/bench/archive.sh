@@ -8,6 +8,7 @@
 #   import   lcr image unpack FILE DIR2                                (what restore --import adds)
 #   pack     lcr image pack DIR FILE / tar|zstd -T0 -3 / tar|gzip      (same bytes)
 #   unpack   lcr image unpack / zstd -dc|tar x / gzip -dc|tar x
+# and the peak resident memory (GNU time's maxrss) of lcr and of zstd for pack and unpack.
 # Prints medians, the ratios, and export+import overhead over the plain dump.
 # FILL=sparse uses memtouch's one-byte-per-page pages instead.
 set -euo pipefail
@@ -60,14 +61,15 @@ PY
     t_export=$(timed "$LCR" --root "$R" checkpoint --leave-running --quiet --export "$f" "$id")
     t_import=$(timed "$LCR" image unpack -q "$f" "$u")
     rm -rf "$u" "$f"
-    t_pack=$(timed "$LCR" image pack -q "$d" "$f"); s_lcr=$(stat -c %s "$f")
-    t_unpack=$(timed "$LCR" image unpack -q "$f" "$u"); rm -rf "$u" "$f"
-    t_zpack=$(timed sh -c "tar -C '$d' -cf - . | zstd -q -T0 -3 > '$WORK/z.tar.zst'"); s_z=$(stat -c %s "$WORK/z.tar.zst")
-    mkdir "$u"; t_zunpack=$(timed sh -c "zstd -q -dc '$WORK/z.tar.zst' | tar -C '$u' -xf -"); rm -rf "$u" "$WORK/z.tar.zst"
+    rss="/usr/bin/time -f %M -o"
+    t_pack=$(timed $rss "$WORK/m1" "$LCR" image pack -q "$d" "$f"); s_lcr=$(stat -c %s "$f")
+    t_unpack=$(timed $rss "$WORK/m2" "$LCR" image unpack -q "$f" "$u"); rm -rf "$u" "$f"
+    t_zpack=$(timed sh -c "tar -C '$d' -cf - . | $rss '$WORK/m3' zstd -q -T0 -3 > '$WORK/z.tar.zst'"); s_z=$(stat -c %s "$WORK/z.tar.zst")
+    mkdir "$u"; t_zunpack=$(timed sh -c "$rss '$WORK/m4' zstd -q -dc '$WORK/z.tar.zst' | tar -C '$u' -xf -"); rm -rf "$u" "$WORK/z.tar.zst"
     t_gpack=$(timed sh -c "tar -C '$d' -cf - . | gzip > '$WORK/g.tar.gz'"); s_g=$(stat -c %s "$WORK/g.tar.gz")
     mkdir "$u"; t_gunpack=$(timed sh -c "gzip -dc '$WORK/g.tar.gz' | tar -C '$u' -xf -"); rm -rf "$u" "$WORK/g.tar.gz"
     s_dir=$(du -sb "$d" | cut -f1)
-    echo "$M $t_dump $t_export $t_import $t_pack $t_unpack $t_zpack $t_zunpack $t_gpack $t_gunpack $s_lcr $s_z $s_g $s_dir" >> "$WORK/results"
+    echo "$M $t_dump $t_export $t_import $t_pack $t_unpack $t_zpack $t_zunpack $t_gpack $t_gunpack $s_lcr $s_z $s_g $s_dir $(cat "$WORK/m1" "$WORK/m2" "$WORK/m3" "$WORK/m4" | tr '\n' ' ')" >> "$WORK/results"
   done
   "$LCR" --root "$R" delete -f "$id" >/dev/null
   rm -rf "$WORK/img"
@@ -79,11 +81,12 @@ print(f"archive benchmark, {sys.argv[2]} rounds, pages '{sys.argv[3]}', medians 
 print(f"{'MiB':>5} {'dump':>6} {'export':>7} {'import':>7} | {'pack lcr':>8} {'zstd':>6} {'gzip':>6} | {'unpack lcr':>10} {'zstd':>6} {'gzip':>6} | {'size lcr':>8} {'zstd-3':>7} {'gzip':>7} {'images':>7}")
 for m in sorted({r[0] for r in rows}):
     v = [r for r in rows if r[0] == m]
-    md = [statistics.median(r[i] for r in v) for i in range(14)]
-    _, dump, exp, imp, pk, upk, zp, zu, gp, gu, sl, sz, sg, sd = md
+    md = [statistics.median(r[i] for r in v) for i in range(18)]
+    _, dump, exp, imp, pk, upk, zp, zu, gp, gu, sl, sz, sg, sd, m_pk, m_upk, m_zp, m_zu = md
     M = 2**20
     print(f"{m:>5} {dump:>6.0f} {exp:>7.0f} {imp:>7.0f} | {pk:>8.0f} {zp:>6.0f} {gp:>6.0f} | {upk:>10.0f} {zu:>6.0f} {gu:>6.0f} | {sl/M:>8.1f} {sz/M:>7.1f} {sg/M:>7.1f} {sd/M:>7.1f}")
     over = (exp - dump + imp) / dump
     print(f"{m:>5} ratios: pack lcr/zstd {pk/zp:.2f} lcr/gzip {pk/gp:.2f}; unpack lcr/zstd {upk/zu:.2f} lcr/gzip {upk/gu:.2f}; "
           f"size lcr/zstd-3 {sl/sz:.3f} lcr/gzip {sl/sg:.3f}; export+import over the plain dump +{over*100:.0f}%")
+    print(f"{m:>5} peak memory (MiB): pack lcr {m_pk/1024:.0f}, zstd -T0 -3 {m_zp/1024:.0f}; unpack lcr {m_upk/1024:.0f}, zstd -d {m_zu/1024:.0f}")
 PY

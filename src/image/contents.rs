@@ -33,7 +33,28 @@ pub struct Process {
     pub sid: u32,
     pub threads: Vec<u32>,
     pub command: String,
+    /// alive, zombie, stopped or helper (core's task_state).
+    pub state: String,
     pub files: Vec<OpenFile>,
+}
+
+/// CRIU's task states (criu/include/pid.h, compel's task-state.h); a zombie is dumped as
+/// TASK_DEAD. Zombies and helpers have no memory.
+const TASK_ALIVE: u64 = 0x01;
+const TASK_DEAD: u64 = 0x02;
+const TASK_STOPPED: u64 = 0x03;
+const TASK_ZOMBIE: u64 = 0x06;
+const TASK_HELPER: u64 = 0x80;
+
+fn state_name(s: u64) -> String {
+    match s {
+        TASK_ALIVE => "alive",
+        TASK_DEAD | TASK_ZOMBIE => "zombie",
+        TASK_STOPPED => "stopped",
+        TASK_HELPER => "helper",
+        _ => "unknown",
+    }
+    .to_string()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,10 +175,9 @@ impl Contents {
                 let pid = p.u64(1) as u32;
                 let core = self.image(&format!("core-{pid}.img")).unwrap_or_default();
                 let core = core.first();
-                let command = core
-                    .and_then(|c| c.message(3))
-                    .and_then(|tc| tc.string(6))
-                    .unwrap_or_default();
+                let tc = core.and_then(|c| c.message(3));
+                let command = tc.as_ref().and_then(|tc| tc.string(6)).unwrap_or_default();
+                let state = state_name(tc.as_ref().map_or(0, |tc| tc.u64(1)));
                 let files_id = self.files_id(pid);
                 let fds = files_id
                     .and_then(|id| self.image(&format!("fdinfo-{id}.img")))
@@ -183,8 +203,13 @@ impl Contents {
                     ppid: p.u64(2) as u32,
                     pgid: p.u64(3) as u32,
                     sid: p.u64(4) as u32,
-                    threads: p.varints(5).map(|t| t as u32).collect(),
+                    threads: if state == "zombie" {
+                        Vec::new()
+                    } else {
+                        p.varints(5).map(|t| t as u32).collect()
+                    },
                     command,
+                    state,
                     files: fds,
                 }
             })
@@ -254,11 +279,18 @@ impl Contents {
         };
         for p in &tree {
             let pid = p.u64(1);
-            let mut threads: Vec<u64> = p.varints(5).collect();
-            if threads.is_empty() {
-                threads.push(pid);
+            let core = format!("core-{pid}.img");
+            if !self.names.contains(&core) {
+                return Some(format!("{core} is missing (process {pid})"));
             }
-            for t in threads {
+            let state = self
+                .image(&core)
+                .and_then(|c| c.first().and_then(|c| c.message(3)).map(|tc| tc.u64(1)));
+            if matches!(state, Some(TASK_DEAD | TASK_ZOMBIE | TASK_HELPER)) {
+                // A zombie or helper: no memory, no files, and no meaningful thread list.
+                continue;
+            }
+            for t in p.varints(5).filter(|t| *t != pid) {
                 let core = format!("core-{t}.img");
                 if !self.names.contains(&core) {
                     return Some(format!("{core} is missing (thread {t} of process {pid})"));
@@ -408,7 +440,10 @@ mod tests {
             field_varint(2, 0, m);
             field_varint(5, 1, m);
         });
-        let tc = msg(|m| field_bytes(6, b"sh", m));
+        let tc = msg(|m| {
+            field_varint(1, TASK_ALIVE, m);
+            field_bytes(6, b"sh", m);
+        });
         let ids = msg(|m| field_varint(2, 7, m));
         let core = msg(|m| {
             field_varint(1, 1, m);
@@ -470,6 +505,37 @@ mod tests {
         let t = c.connections();
         assert_eq!(t[0].local, "127.0.0.1:5000");
         assert_eq!(t[0].state, "ESTABLISHED");
+        assert_eq!(c.missing(), None);
+    }
+
+    #[test]
+    fn a_zombie_needs_no_memory_images() {
+        let mut c = contents();
+        let pstree = msg(|m| {
+            field_varint(1, 1, m);
+            field_varint(5, 1, m);
+        });
+        let zombie = msg(|m| {
+            field_varint(1, 5, m);
+            field_varint(2, 1, m);
+        });
+        let tc = msg(|m| field_varint(1, TASK_DEAD, m));
+        let core = msg(|m| field_bytes(3, &tc, m));
+        c.add_small("pstree.img", image(&[pstree, zombie]));
+        c.add_small("core-5.img", image(&[core]));
+        c.add_name("core-5.img");
+        assert_eq!(c.missing(), None);
+        assert_eq!(c.processes()[1].state, "zombie");
+        c.names.remove("core-5.img");
+        assert!(c.missing().unwrap().starts_with("core-5.img is missing"));
+        // A zombie's thread list is whatever CRIU left there.
+        c.add_name("core-5.img");
+        let zombie = msg(|m| {
+            field_varint(1, 5, m);
+            field_varint(5, 3_076_422_032, m);
+        });
+        let pstree = msg(|m| field_varint(1, 1, m));
+        c.add_small("pstree.img", image(&[pstree, zombie]));
         assert_eq!(c.missing(), None);
     }
 

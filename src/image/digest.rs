@@ -4,12 +4,13 @@ use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
-pub fn hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-/// Hashes slices on up to `threads` threads (largest first), keeping their order.
-pub fn hex_all(slices: &[&[u8]], threads: usize) -> Vec<String> {
+/// Hashes slices on up to `threads` threads (largest first), keeping their order; calls
+/// `done(i, range)` after each window of slice `i` (to let its pages go).
+pub fn hex_all(
+    slices: &[&[u8]],
+    threads: usize,
+    done: &(dyn Fn(usize, std::ops::Range<usize>) + Sync),
+) -> Vec<String> {
     let mut order: Vec<usize> = (0..slices.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(slices[i].len()));
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -19,7 +20,13 @@ pub fn hex_all(slices: &[&[u8]], threads: usize) -> Vec<String> {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&i) = order.get(k) else { break };
-                let h = hex(slices[i]);
+                let mut h = Sha256::new();
+                for start in (0..slices[i].len()).step_by(super::mapped::WINDOW) {
+                    let end = (start + super::mapped::WINDOW).min(slices[i].len());
+                    h.update(&slices[i][start..end]);
+                    done(i, start..end);
+                }
+                let h = format!("{:x}", h.finalize());
                 results.lock().unwrap_or_else(|p| p.into_inner())[i] = h;
             });
         }
@@ -121,7 +128,10 @@ mod tests {
     fn known_digests_in_parallel_and_streamed() {
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        assert_eq!(hex_all(&[b"abc", b"", b"abc"], 2), vec![abc, empty, abc]);
+        assert_eq!(
+            hex_all(&[b"abc", b"", b"abc"], 2, &|_, _| {}),
+            vec![abc, empty, abc]
+        );
         for expected_size in [3, 1 << 30] {
             let mut r = HashingReader::new(&b"abc"[..], expected_size);
             std::io::copy(&mut r, &mut std::io::sink()).unwrap();

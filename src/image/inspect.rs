@@ -160,12 +160,17 @@ pub fn render(i: &Inspection) -> String {
     for p in &i.processes {
         let _ = writeln!(
             s,
-            "  {:>7} {:>7} {:>7} {:>7}  {}{}",
+            "  {:>7} {:>7} {:>7} {:>7}  {}{}{}",
             p.pid,
             p.ppid,
             p.pgid,
             p.sid,
             p.command,
+            if p.state == "alive" {
+                String::new()
+            } else {
+                format!(" ({})", p.state)
+            },
             if p.threads.len() > 1 {
                 format!(" ({} threads)", p.threads.len())
             } else {

@@ -11,6 +11,7 @@ mod inspect;
 pub mod interrupt;
 pub mod layout;
 mod manifest;
+mod mapped;
 mod output;
 mod pack;
 mod progress;

@@ -1,7 +1,6 @@
 //! Image directory → archive. Every file is mapped once: hashed (in parallel) for the
 //! manifest, which must come first, then streamed from the same mapping into tar and zstd.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +8,7 @@ use super::compression::{Compression, Compressor};
 use super::error::{ImageError, Result};
 use super::layout;
 use super::manifest::{Entry, Manifest, MountSummary, Origin, Summary, FORMAT};
+use super::mapped::{Mapped, WindowReader};
 use super::progress::{Counting, Progress};
 use super::{digest, volumes};
 use crate::checkpoint::Record;
@@ -221,32 +221,40 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
     let sources = scan(dir)?;
     let maps = sources
         .iter()
-        .map(|s| map(&s.path, s.size))
+        .map(|s| Mapped::open(&s.path, s.size))
         .collect::<Result<Vec<_>>>()?;
-    let slices: Vec<&[u8]> = maps.iter().map(|m| m.as_deref().unwrap_or(&[])).collect();
+    let slices: Vec<&[u8]> = maps.iter().map(Mapped::bytes).collect();
     let generated = [
         (layout::CONFIG_DUMP, config_dump(&record)),
         (layout::SPEC_DUMP, spec_dump(&record)),
     ];
-    let mut all: Vec<(String, &[u8])> = generated
+    // Every entry after the manifest: name, bytes, and the mapping they come from.
+    let mut all: Vec<(String, &[u8], Option<&Mapped>)> = generated
         .iter()
-        .map(|(n, d)| (n.to_string(), d.as_slice()))
+        .map(|(n, d)| (n.to_string(), d.as_slice(), None))
         .collect();
     all.extend(
         sources
             .iter()
             .zip(&slices)
-            .map(|(s, d)| (layout::archive_name(&s.rel), *d)),
+            .zip(&maps)
+            .map(|((s, d), m)| (layout::archive_name(&s.rel), *d, Some(m))),
     );
-    let data: Vec<&[u8]> = all.iter().map(|(_, d)| *d).collect();
+    let release = |i: usize, r: std::ops::Range<usize>| {
+        if let Some(m) = all[i].2 {
+            m.release(r);
+        }
+    };
+    let data: Vec<&[u8]> = all.iter().map(|(_, d, _)| *d).collect();
     let sums = digest::hex_all(
         &data,
         std::thread::available_parallelism().map_or(2, |n| n.get()),
+        &release,
     );
     let entries = all
         .iter()
         .zip(&sums)
-        .map(|((name, d), sum)| Entry {
+        .map(|((name, d, _), sum)| Entry {
             name: name.clone(),
             size: d.len() as u64,
             sha256: sum.clone(),
@@ -269,14 +277,22 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
     // Each directory gets an entry of its own before its first file (checkpointctl needs
     // `checkpoint/` as one).
     let mut dirs_written: Vec<&str> = Vec::new();
-    for (name, d) in &all {
+    for (i, (name, d, _)) in all.iter().enumerate() {
         if let Some((parent, _)) = name.split_once('/') {
             if !dirs_written.contains(&parent) {
                 append_dir(&mut tar, parent, mtime).map_err(write_err(parent))?;
                 dirs_written.push(parent);
             }
         }
-        append_file(&mut tar, name, d, mtime).map_err(write_err(name))?;
+        let mut h = header(tar::EntryType::Regular, d.len() as u64, 0o600, mtime);
+        let done = |r| release(i, r);
+        let reader = WindowReader {
+            data: d,
+            at: 0,
+            release: &done,
+        };
+        tar.append_data(&mut h, name, reader)
+            .map_err(write_err(name))?;
     }
     let counting = tar.into_inner().map_err(write_err("(end of archive)"))?;
     let out = counting
@@ -285,20 +301,6 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
         .map_err(write_err("(end of compression)"))?;
     progress.finish();
     Ok((manifest, out))
-}
-
-/// A read-only mapping of a whole file (`None` for an empty one, which cannot be mapped).
-fn map(path: &Path, size: u64) -> Result<Option<memmap2::Mmap>> {
-    if size == 0 {
-        return Ok(None);
-    }
-    let f = File::open(path).map_err(ImageError::io(path, "open"))?;
-    // SAFETY: the image directory belongs to this checkpoint and nothing else writes to it
-    // while it is packed; a file truncated under us would fault, not return wrong data.
-    let m = unsafe { memmap2::MmapOptions::new().len(size as usize).map(&f) }
-        .map_err(ImageError::io(path, "map"))?;
-    let _ = m.advise(memmap2::Advice::Sequential);
-    Ok(Some(m))
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {
