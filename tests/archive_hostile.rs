@@ -353,3 +353,38 @@ fn a_well_formed_crafted_archive_unpacks_with_private_modes() {
     assert_eq!(mode(&target.join("a.img")), 0o600);
     assert!(target.join("lcr-manifest.json").exists());
 }
+
+#[test]
+fn an_import_for_another_architecture_is_refused_from_its_manifest() {
+    let c = Case::new();
+    let bytes = tar_bytes(&[
+        manifest(&[("checkpoint/a.img", GOOD)], |m| {
+            m["arch"] = json!("s390x")
+        }),
+        file("checkpoint/a.img", GOOD),
+    ]);
+    let archive = c.dir.path().join("s390x.tar");
+    std::fs::write(&archive, bytes).unwrap();
+    let root = c.dir.path().join("state");
+    let out = output_via_files(Command::new(lcr_bin()).args([
+        "--root",
+        root.to_str().unwrap(),
+        "restore",
+        "-d",
+        "--bundle",
+        "/nonexistent-bundle",
+        "--import",
+        archive.to_str().unwrap(),
+        "arch-test",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "the checkpoint is for s390x and this host is {}",
+            std::env::consts::ARCH
+        )),
+        "{err}"
+    );
+    assert!(!root.join("arch-test").exists());
+}

@@ -10,7 +10,8 @@
 #   unpack   lcr image unpack / zstd -dc|tar x / gzip -dc|tar x
 # and the peak resident memory (GNU time's maxrss) of lcr and of zstd for pack and unpack.
 # Prints medians, the ratios, and export+import overhead over the plain dump.
-# FILL=sparse uses memtouch's one-byte-per-page pages instead.
+# FILL=sparse uses memtouch's one-byte-per-page pages instead; COMPRESS=none (or zstd:N) sets
+# lcr's compression for export and pack.
 set -euo pipefail
 SIZES=${*:-64 512 2048}
 ROUNDS=${ROUNDS:-3}
@@ -58,11 +59,11 @@ PY
     d="$WORK/img"; f="$WORK/a.tar.zst"; u="$WORK/unpacked"
     rm -rf "$d" "$f" "$u"
     t_dump=$(timed "$LCR" --root "$R" checkpoint --leave-running --image-path "$d" "$id")
-    t_export=$(timed "$LCR" --root "$R" checkpoint --leave-running --quiet --export "$f" "$id")
+    t_export=$(timed "$LCR" --root "$R" checkpoint --leave-running --quiet --compress "${COMPRESS:-zstd}" --export "$f" "$id")
     t_import=$(timed "$LCR" image unpack -q "$f" "$u")
     rm -rf "$u" "$f"
     rss="/usr/bin/time -f %M -o"
-    t_pack=$(timed $rss "$WORK/m1" "$LCR" image pack -q "$d" "$f"); s_lcr=$(stat -c %s "$f")
+    t_pack=$(timed $rss "$WORK/m1" "$LCR" image pack -q --compress "${COMPRESS:-zstd}" "$d" "$f"); s_lcr=$(stat -c %s "$f")
     t_unpack=$(timed $rss "$WORK/m2" "$LCR" image unpack -q "$f" "$u"); rm -rf "$u" "$f"
     t_zpack=$(timed sh -c "tar -C '$d' -cf - . | $rss '$WORK/m3' zstd -q -T0 -3 > '$WORK/z.tar.zst'"); s_z=$(stat -c %s "$WORK/z.tar.zst")
     mkdir "$u"; t_zunpack=$(timed sh -c "$rss '$WORK/m4' zstd -q -dc '$WORK/z.tar.zst' | tar -C '$u' -xf -"); rm -rf "$u" "$WORK/z.tar.zst"
@@ -74,10 +75,10 @@ PY
   "$LCR" --root "$R" delete -f "$id" >/dev/null
   rm -rf "$WORK/img"
 done
-python3 - "$WORK/results" "$ROUNDS" "$FILL" <<'PY'
+python3 - "$WORK/results" "$ROUNDS" "$FILL" "${COMPRESS:-zstd}" <<'PY'
 import sys, statistics
 rows = [list(map(int, l.split())) for l in open(sys.argv[1])]
-print(f"archive benchmark, {sys.argv[2]} rounds, pages '{sys.argv[3]}', medians (ms, MiB)")
+print(f"archive benchmark, {sys.argv[2]} rounds, pages '{sys.argv[3]}', lcr compression {sys.argv[4]}, medians (ms, MiB)")
 print(f"{'MiB':>5} {'dump':>6} {'export':>7} {'import':>7} | {'pack lcr':>8} {'zstd':>6} {'gzip':>6} | {'unpack lcr':>10} {'zstd':>6} {'gzip':>6} | {'size lcr':>8} {'zstd-3':>7} {'gzip':>7} {'images':>7}")
 for m in sorted({r[0] for r in rows}):
     v = [r for r in rows if r[0] == m]

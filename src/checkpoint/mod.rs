@@ -15,7 +15,7 @@ mod volumes;
 pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
 pub use mounts::{ExternalMount, MountKind};
 pub use record::{Record, RECORD_FILE};
-pub use restore::{restore, RestoreOpts};
+pub use restore::{check_origin, restore, RestoreOpts};
 pub use settings::CriuSettings;
 pub use stats::{DumpStats, RestoreStats};
 pub use stdio::{StdioFile, StdioKind};

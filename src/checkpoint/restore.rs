@@ -104,17 +104,37 @@ fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle) -> Result<()>
 }
 
 /// CRIU must not be older than the one that made the images.
-fn check_criu_version(r: &Record, image_dir: &Path, have: &criurpc::Version) -> Result<()> {
-    match criurpc::Version::parse(r.criu_version.split(' ').next().unwrap_or("")) {
+fn check_criu_version(made_by: &str, source: &str, have: &criurpc::Version) -> Result<()> {
+    match criurpc::Version::parse(made_by.split(' ').next().unwrap_or("")) {
         Some(dumped) if !have.at_least(&dumped) => Err(Error::Other {
-            context: format!("restore from {}", image_dir.display()),
+            context: format!("restore from {source}"),
             reason: format!(
-                "the image was made by CRIU {} and this host has CRIU {have}, which is older",
-                r.criu_version
+                "the image was made by CRIU {made_by} and this host has CRIU {have}, which is older"
             ),
         }),
         _ => Ok(()),
     }
+}
+
+/// Refuses an archive this host cannot restore from its manifest alone, before anything is
+/// unpacked: another architecture, or a CRIU older than the one that made it.
+pub fn check_origin(
+    origin: &crate::image::Origin,
+    source: &str,
+    criu: &criurpc::Criu,
+) -> Result<()> {
+    if origin.arch != machine_arch() {
+        return Err(Error::Other {
+            context: format!("restore from {source}"),
+            reason: format!(
+                "the checkpoint is for {} and this host is {}",
+                origin.arch,
+                machine_arch()
+            ),
+        });
+    }
+    let have = criu.require_supported()?;
+    check_criu_version(&origin.criu_version, source, &have)
 }
 
 /// CRIU checks the size of regular files it did not dump (the container's stdio among them)
@@ -298,7 +318,11 @@ pub fn restore(
     // are handed to it as it starts.
     let mut session = o.settings.criu.session(Some(&mut opts))?;
     let version = session.require_supported()?;
-    check_criu_version(&record, &image_dir, &version)?;
+    check_criu_version(
+        &record.criu_version,
+        &image_dir.display().to_string(),
+        &version,
+    )?;
     // CRIU restores into cg_root from inside the new cgroup, as runc does.
     if let Some(p) = session.pid() {
         cgroup.add(p as i32)?;

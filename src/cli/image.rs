@@ -70,7 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         }
         Command::Unpack { file, dir, quiet } => {
             let _signals = image::interrupt::Guard::install();
-            let m = image::unpack(Input::open(&file)?, &dir, quiet)?;
+            let m = image::unpack(Input::open(&file)?, &dir, quiet, &|_| Ok(()))?;
             if !quiet {
                 eprintln!(
                     "unpacked {} files ({} bytes), checksums verified, into {}",

@@ -55,9 +55,15 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
         (Some(file), dir) => {
             let _signals = interrupt::Guard::install();
             let input = Input::open(file)?;
+            // Refused from the manifest, before gigabytes are unpacked for nothing.
+            let criu = a.criu.settings()?.criu;
+            let source = file.display().to_string();
+            let precheck = |m: &image::Manifest| {
+                checkpoint::check_origin(&m.origin, &source, &criu).map_err(|e| e.to_string())
+            };
             match dir {
                 Some(d) => {
-                    image::unpack(input, d, a.quiet)?;
+                    image::unpack(input, d, a.quiet, &precheck)?;
                     d.clone()
                 }
                 None => {
@@ -65,7 +71,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
                         .prefix("lcr-import-")
                         .tempdir()
                         .context("temporary image directory")?;
-                    image::unpack_into(input, temp_images.path(), a.quiet)?;
+                    image::unpack_into(input, temp_images.path(), a.quiet, &precheck)?;
                     temp_images.path().to_path_buf()
                 }
             }

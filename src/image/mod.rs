@@ -29,5 +29,5 @@ pub use manifest::{Entry, Manifest, MountSummary, Origin, Summary, FORMAT};
 pub use output::Output;
 pub use pack::{pack, PackOpts};
 pub use read::Input;
-pub use unpack::{unpack, unpack_into};
+pub use unpack::{unpack, unpack_into, Precheck};
 pub use verify::{verify, Verified};

@@ -13,8 +13,11 @@ use super::layout;
 use super::manifest::Manifest;
 use super::read::{copy_entry, read_archive, Flow, Input};
 
+/// A check of the manifest before anything is unpacked (`Err` names the reason to refuse).
+pub type Precheck<'a> = &'a dyn Fn(&Manifest) -> std::result::Result<(), String>;
+
 /// Unpacks into `target`, which must not exist or be an empty directory.
-pub fn unpack(input: Input, target: &Path, quiet: bool) -> Result<Manifest> {
+pub fn unpack(input: Input, target: &Path, quiet: bool, precheck: Precheck) -> Result<Manifest> {
     let label = target.display().to_string();
     if target.exists() {
         let empty = std::fs::read_dir(target)
@@ -35,7 +38,7 @@ pub fn unpack(input: Input, target: &Path, quiet: bool) -> Result<Manifest> {
         .prefix(".lcr-unpack-")
         .tempdir_in(&parent)
         .map_err(ImageError::io(&parent, "create a temporary directory"))?;
-    let m = unpack_into(input, tmp.path(), quiet)?;
+    let m = unpack_into(input, tmp.path(), quiet, precheck)?;
     if target.exists() {
         std::fs::remove_dir(target)
             .map_err(ImageError::io(target, "replace the empty directory"))?;
@@ -48,7 +51,7 @@ pub fn unpack(input: Input, target: &Path, quiet: bool) -> Result<Manifest> {
 
 /// Unpacks into `dir`, an empty directory this process made (its contents are not trusted
 /// otherwise). On error, what was written stays for the caller to remove with `dir`.
-pub fn unpack_into(input: Input, dir: &Path, quiet: bool) -> Result<Manifest> {
+pub fn unpack_into(input: Input, dir: &Path, quiet: bool, precheck: Precheck) -> Result<Manifest> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(ImageError::io(dir, "chmod 0700"))?;
@@ -58,6 +61,10 @@ pub fn unpack_into(input: Input, dir: &Path, quiet: bool) -> Result<Manifest> {
         input,
         quiet,
         |m| {
+            precheck(m).map_err(|reason| ImageError::Broken {
+                archive: archive.clone(),
+                reason,
+            })?;
             let text = serde_json::to_vec_pretty(m).unwrap_or_default();
             write_new(&dir.join(layout::MANIFEST), &text)
         },
