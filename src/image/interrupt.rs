@@ -52,13 +52,30 @@ impl Drop for Guard {
     }
 }
 
+/// The error carried through I/O once a signal was caught.
+#[derive(Debug)]
+pub struct Interrupted(i32);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match Signal::try_from(self.0) {
+            Ok(s) => write!(f, "interrupted by {}", s.as_str()),
+            Err(_) => write!(f, "interrupted by signal {}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// An error once a signal was caught, so that the work in progress unwinds.
 pub fn check() -> std::io::Result<()> {
     match CAUGHT.load(Ordering::SeqCst) {
         0 => Ok(()),
-        sig => Err(std::io::Error::other(format!(
-            "interrupted by {}",
-            Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.as_str().to_string())
-        ))),
+        sig => Err(std::io::Error::other(Interrupted(sig))),
     }
+}
+
+/// Whether an I/O error is a caught signal unwinding the work.
+pub fn is_interrupt(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Interrupted>())
 }

@@ -134,7 +134,7 @@ pub fn read_archive(
                 "decompresses to more than the manifest declares (over {} bytes): refused as a possible decompression bomb",
                 budget.limit.get()
             ))
-        } else if e.to_string().starts_with("interrupted by") {
+        } else if super::interrupt::is_interrupt(&e) {
             broken(e.to_string())
         } else {
             broken(format!("truncated or corrupt: {e}"))
@@ -153,10 +153,16 @@ pub fn read_archive(
             layout::MANIFEST
         )));
     }
-    if first.header().entry_type() != tar::EntryType::Regular || first.size() > manifest::MAX_SIZE {
+    if first.header().entry_type() != tar::EntryType::Regular
+        || first.size() > manifest::MAX_SIZE
+        || first.header().mode().unwrap_or(0) & 0o6000 != 0
+    {
         return Err(refused(
             layout::MANIFEST,
-            format!("not a regular file of at most {} bytes", manifest::MAX_SIZE),
+            format!(
+                "not a plain regular file (no setuid/setgid) of at most {} bytes",
+                manifest::MAX_SIZE
+            ),
         ));
     }
     let mut text = Vec::new();
