@@ -388,3 +388,26 @@ fn an_import_for_another_architecture_is_refused_from_its_manifest() {
     );
     assert!(!root.join("arch-test").exists());
 }
+
+#[test]
+fn archives_are_neither_read_from_nor_written_to_a_terminal() {
+    let c = Case::new();
+    let target = c.dir.path().join("target");
+    for (cmd, want) in [
+        (
+            format!("'{}' image unpack - '{}'", lcr_bin(), target.display()),
+            "standard input: is a terminal",
+        ),
+        (
+            format!("'{}' image pack '{}' -", lcr_bin(), c.dir.path().display()),
+            "standard output is a terminal",
+        ),
+    ] {
+        // `script` gives the command a pseudo-terminal for its stdin and stdout.
+        let out = output_via_files(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{cmd}: {text}");
+        assert!(text.contains(want), "{cmd}: {text}");
+    }
+    assert!(!target.exists());
+}

@@ -19,6 +19,13 @@ impl Output {
     /// `-` is standard output.
     pub fn create(path: &Path) -> Result<Self> {
         if path == Path::new("-") {
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                return Err(ImageError::Broken {
+                    archive: "-".into(),
+                    reason: "standard output is a terminal: redirect it to a file or a pipe".into(),
+                });
+            }
             return Ok(Output::Stdout(std::io::stdout()));
         }
         ArchiveFile::create(path).map(Output::File)

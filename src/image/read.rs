@@ -37,6 +37,13 @@ pub struct Input {
 impl Input {
     pub fn open(path: &Path) -> Result<Self> {
         if path == Path::new("-") {
+            use std::io::IsTerminal;
+            if std::io::stdin().is_terminal() {
+                return Err(ImageError::Broken {
+                    archive: "standard input".into(),
+                    reason: "is a terminal: pipe the archive in".into(),
+                });
+            }
             return Ok(Self {
                 label: "standard input".into(),
                 reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
