@@ -227,14 +227,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         opts = opts.external(f.key.clone());
     }
     let mut external_namespaces = Vec::new();
-    for ns in c
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for ns in crate::spec::namespaces(&c.spec) {
         let Some(path) = ns.path() else { continue };
         if ns.typ() != LinuxNamespaceType::Network {
             return Err(Error::Value {

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use criurpc::{Notify, Options, RequestKind};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use oci_spec::runtime::LinuxNamespaceType;
 
 use super::mounts::restore_source;
 use super::record::{machine_arch, Record};
@@ -85,15 +84,7 @@ fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle) -> Result<()>
         }
     }
     for (ns, _) in &r.external_namespaces {
-        let has_path = bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-            .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some());
-        if ns == "net" && !has_path {
+        if ns == "net" && crate::spec::joined_netns(&bundle.spec).is_none() {
             return Err(bad(format!(
                 "the container joined a network namespace by path; {} names none to join",
                 bundle.dir.join("config.json").display()
@@ -273,12 +264,8 @@ pub fn restore(
     }
     for (ns, key) in &record.external_namespaces {
         if ns == "net" {
-            let path = linux
-                .and_then(|l| l.namespaces().as_ref())
-                .into_iter()
-                .flatten()
-                .find(|n| n.typ() == LinuxNamespaceType::Network)
-                .and_then(|n| n.path().clone())
+            let path = crate::spec::joined_netns(spec)
+                .map(Path::to_path_buf)
                 .unwrap_or_default();
             let fd: OwnedFd = std::fs::File::open(&path)
                 .ctx(|| format!("open network namespace {}", path.display()))?

@@ -50,9 +50,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
         });
     }
     let linux = spec.linux().as_ref();
-    let namespaces = linux
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default();
+    let namespaces: Vec<_> = crate::spec::namespaces(spec).cloned().collect();
     let plan = Plan::from_spec(&namespaces)?;
     let console: Option<OwnedFd> = match (&opts.console_socket, opts.console_fd.take()) {
         (_, Some(fd)) => Some(fd),

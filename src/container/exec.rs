@@ -28,12 +28,7 @@ pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
         reason: "no process given".into(),
     })?;
     let linux = c.spec.linux().as_ref();
-    let types: Vec<_> = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .map(|n| n.typ())
-        .collect();
+    let types: Vec<_> = crate::spec::namespaces(&c.spec).map(|n| n.typ()).collect();
     let plan = Plan::join_all_of(c.state.pid, &types)?;
     let cgroup = c.cgroup()?;
     let terminal = process.terminal().unwrap_or(false);

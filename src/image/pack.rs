@@ -132,10 +132,7 @@ fn summary(r: &Record, dir: &Path, has_diff: bool) -> Summary {
             .unwrap_or_default(),
         created: r.created.clone(),
         checkpointed: r.checkpointed.clone(),
-        namespaces: linux
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
+        namespaces: crate::spec::namespaces(&r.config)
             .map(|n| {
                 let t = n.typ().to_string();
                 match n.path() {

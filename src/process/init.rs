@@ -34,10 +34,7 @@ pub struct InitContext<'a> {
 }
 
 fn has_new_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t && n.path().is_none()))
+    crate::spec::namespaces(spec).any(|n| n.typ() == t && n.path().is_none())
 }
 
 pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {

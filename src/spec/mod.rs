@@ -6,7 +6,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use defaults::default_spec;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 
 use crate::{Error, Result};
 
@@ -37,6 +37,22 @@ impl Bundle {
         let rootfs = validate::check(&file, &dir, &spec)?;
         Ok(Self { dir, spec, rootfs })
     }
+}
+
+/// The config's namespaces (none without a `linux` section).
+pub fn namespaces(spec: &Spec) -> impl Iterator<Item = &LinuxNamespace> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+}
+
+/// The network namespace the config joins by path, if it joins one.
+pub fn joined_netns(spec: &Spec) -> Option<&Path> {
+    namespaces(spec)
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .and_then(|n| n.path().as_deref())
 }
 
 /// Whether the config's process has a terminal.

@@ -51,12 +51,7 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
     }
     let linux = spec.linux().as_ref();
     let mut seen = HashSet::new();
-    for (i, ns) in linux
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, ns) in super::namespaces(spec).enumerate() {
         if !seen.insert(ns.typ()) {
             return Err(bad(
                 &format!("linux.namespaces[{i}].type"),
