@@ -128,13 +128,13 @@ fn check_export(o: &CheckpointOpts) -> Result<()> {
     }
 }
 
-/// Thaws a cgroup this checkpoint froze, unless disarmed: every early return resumes the
-/// container.
+/// Thaws the cgroup of a container that was running, if it is frozen (by this checkpoint, or
+/// left so by CRIU), unless disarmed: every return leaves a running container running.
 struct ThawOnDrop<'a>(Option<&'a Cgroup>);
 
 impl Drop for ThawOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(cg) = self.0 {
+        if let Some(cg) = self.0.filter(|cg| cg.is_frozen()) {
             if let Err(e) = cg.thaw() {
                 tracing::warn!(error = %e, "could not thaw the container after a failed checkpoint");
             }
@@ -177,10 +177,10 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     // Files and memory must be captured at the same instant, and an export must be complete
     // before the container goes: it is frozen first (CRIU keeps a frozen cgroup frozen).
     let hold = o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
-    let mut thaw = ThawOnDrop(None);
-    if hold && status == Status::Running {
+    let running = status == Status::Running;
+    let mut thaw = ThawOnDrop(running.then_some(&cgroup));
+    if hold && running {
         cgroup.freeze()?;
-        thaw.0 = Some(&cgroup);
     }
     if o.with_rootfs_diff {
         let base = crate::rootfs::diff::Baseline::load(c.dir()).ok_or_else(|| Error::Value {
@@ -304,10 +304,6 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(image_dir.join(super::RECORD_FILE));
-            // CRIU resumes the tasks it froze; make sure a running container is not left frozen.
-            if status == Status::Running && cgroup.is_frozen() {
-                let _ = cgroup.thaw();
-            }
             return Err(e.into());
         }
     };
@@ -322,7 +318,6 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     if !o.leave_running && !o.pre_dump {
         // Killed while still frozen: it never runs past the checkpoint.
         thaw.0 = None;
-        drop(thaw);
         container::delete(c, true)?;
     }
     Ok(CheckpointReport {

@@ -23,11 +23,12 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
     let state_json = c.oci_state_json();
     let cgroup = c.cgroup().ok().filter(|g| g.exists());
     if let Some(cg) = &cgroup {
-        if cg.is_frozen() {
-            cg.thaw()?;
-        }
+        // SIGKILL first, thaw after: a frozen process dies on thaw without running again.
         for p in cg.pids() {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        if cg.is_frozen() {
+            cg.thaw()?;
         }
     }
     if procfs::is_alive(c.state.pid, c.state.init_start_time) {
