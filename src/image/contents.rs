@@ -62,16 +62,41 @@ pub struct OpenFile {
     pub fd: u32,
     pub kind: String,
     pub what: String,
+    /// For an inet socket: the same, decoded (listed apart as the connections).
+    #[serde(skip)]
+    pub socket: Option<Socket>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Socket {
+    pub protocol: String,
+    pub local: String,
+    pub remote: String,
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Connection {
     pub pid: u32,
     pub fd: u32,
-    pub protocol: String,
-    pub local: String,
-    pub remote: String,
-    pub state: String,
+    #[serde(flatten)]
+    pub socket: Socket,
+}
+
+/// The TCP (and UDP) sockets among the processes' open files.
+pub fn connections(processes: &[Process]) -> Vec<Connection> {
+    processes
+        .iter()
+        .flat_map(|p| {
+            p.files.iter().filter_map(|f| {
+                Some(Connection {
+                    pid: p.pid,
+                    fd: f.fd,
+                    socket: f.socket.clone()?,
+                })
+            })
+        })
+        .collect()
 }
 
 impl Contents {
@@ -184,7 +209,8 @@ impl Contents {
                     .unwrap_or_default()
                     .iter()
                     .map(|fd| {
-                        let (kind, mut what) = describe_fd(fd.u64(3), files.get(&fd.u64(1)));
+                        let (kind, mut what, socket) =
+                            describe_fd(fd.u64(3), files.get(&fd.u64(1)));
                         match external.get(&what) {
                             Some(path) if *path != what => {
                                 what = format!("{path} (on the host: {what})");
@@ -195,6 +221,7 @@ impl Contents {
                             fd: fd.u64(4) as u32,
                             kind,
                             what,
+                            socket,
                         }
                     })
                     .collect();
@@ -223,38 +250,6 @@ impl Contents {
             .into_iter()
             .map(|f| (f.u64(2), f))
             .collect()
-    }
-
-    /// The TCP (and UDP) sockets among the open files.
-    pub fn connections(&self) -> Vec<Connection> {
-        let files = self.files();
-        let mut out = Vec::new();
-        for p in self.processes() {
-            let Some(fdinfo) = self
-                .files_id(p.pid)
-                .and_then(|id| self.image(&format!("fdinfo-{id}.img")))
-            else {
-                continue;
-            };
-            for fd in fdinfo.iter().filter(|fd| fd.u64(3) == FD_INETSK) {
-                let Some(sk) = files.get(&fd.u64(1)).and_then(|f| f.message(4)) else {
-                    continue;
-                };
-                out.push(Connection {
-                    pid: p.pid,
-                    fd: fd.u64(4) as u32,
-                    protocol: match sk.u64(5) {
-                        6 => "tcp".into(),
-                        17 => "udp".into(),
-                        n => format!("proto {n}"),
-                    },
-                    local: address(sk.u64(3), &sk.varints(11).collect::<Vec<_>>(), sk.u64(7)),
-                    remote: address(sk.u64(3), &sk.varints(12).collect::<Vec<_>>(), sk.u64(8)),
-                    state: tcp_state(sk.u64(6)),
-                });
-            }
-        }
-        out
     }
 
     /// The id of a process's file table: in ids-PID.img (CRIU 4), or in its core image.
@@ -321,10 +316,22 @@ impl Contents {
     }
 }
 
-const FD_INETSK: u64 = 4;
+/// An inet_sk_entry (sk-inet.proto).
+fn inet_socket(sk: &Fields) -> Socket {
+    Socket {
+        protocol: match sk.u64(5) {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            n => format!("proto {n}"),
+        },
+        local: address(sk.u64(3), &sk.varints(11).collect::<Vec<_>>(), sk.u64(7)),
+        remote: address(sk.u64(3), &sk.varints(12).collect::<Vec<_>>(), sk.u64(8)),
+        state: tcp_state(sk.u64(6)),
+    }
+}
 
-/// A file's kind (fdinfo.proto's fd_types) and what it is.
-fn describe_fd(kind: u64, file: Option<&Fields>) -> (String, String) {
+/// A file's kind (fdinfo.proto's fd_types), what it is, and the socket an inet socket is.
+fn describe_fd(kind: u64, file: Option<&Fields>) -> (String, String, Option<Socket>) {
     let name = match kind {
         1 => "file",
         2 => "pipe",
@@ -359,25 +366,21 @@ fn describe_fd(kind: u64, file: Option<&Fields>) -> (String, String) {
             .message(17)
             .map(|p| format!("fifo:[{}]", p.u64(2)))
             .unwrap_or_default(),
-        (4, Some(f)) => f
-            .message(4)
-            .map(|sk| {
-                format!(
-                    "{} {} -> {} {}",
-                    if sk.u64(5) == 6 { "tcp" } else { "udp" },
-                    address(sk.u64(3), &sk.varints(11).collect::<Vec<_>>(), sk.u64(7)),
-                    address(sk.u64(3), &sk.varints(12).collect::<Vec<_>>(), sk.u64(8)),
-                    tcp_state(sk.u64(6))
-                )
-            })
-            .unwrap_or_default(),
+        (4, Some(f)) => {
+            let socket = f.message(4).map(|sk| inet_socket(&sk));
+            let what = socket
+                .as_ref()
+                .map(|s| format!("{} {} -> {} {}", s.protocol, s.local, s.remote, s.state))
+                .unwrap_or_default();
+            return (name.to_string(), what, socket);
+        }
         (16, Some(f)) => f
             .message(15)
             .map(|e| format!("external {}", e.u64(1)))
             .unwrap_or_default(),
         _ => String::new(),
     };
-    (name.to_string(), what)
+    (name.to_string(), what, None)
 }
 
 /// An address as CRIU saves it: the raw in_addr/in6_addr words, in memory order.
@@ -502,9 +505,10 @@ mod tests {
             p[0].files[0].what,
             "tcp 127.0.0.1:5000 -> 127.0.0.2:40000 ESTABLISHED"
         );
-        let t = c.connections();
-        assert_eq!(t[0].local, "127.0.0.1:5000");
-        assert_eq!(t[0].state, "ESTABLISHED");
+        let t = connections(&p);
+        assert_eq!((t[0].pid, t[0].fd), (1, 3));
+        assert_eq!(t[0].socket.local, "127.0.0.1:5000");
+        assert_eq!(t[0].socket.state, "ESTABLISHED");
         assert_eq!(c.missing(), None);
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::contents::{Connection, Contents, Process};
+use super::contents::{connections, Connection, Contents, Process};
 use super::error::{ImageError, Result};
 use super::layout;
 use super::manifest::{Manifest, Origin, Summary};
@@ -29,6 +29,7 @@ pub struct Inspection {
 
 impl Inspection {
     fn new(source: String, m: &Manifest, contents: &Contents, manifest: bool) -> Self {
+        let processes = contents.processes();
         Self {
             source,
             origin: m.origin.clone(),
@@ -36,8 +37,8 @@ impl Inspection {
             files: m.entries.len(),
             bytes: m.total_size(),
             manifest,
-            processes: contents.processes(),
-            connections: contents.connections(),
+            connections: connections(&processes),
+            processes,
         }
     }
 }
@@ -187,7 +188,7 @@ pub fn render(i: &Inspection) -> String {
             let _ = writeln!(
                 s,
                 "  {} {} -> {} {} (pid {} fd {})",
-                t.protocol, t.local, t.remote, t.state, t.pid, t.fd
+                t.socket.protocol, t.socket.local, t.socket.remote, t.socket.state, t.pid, t.fd
             );
         }
     }

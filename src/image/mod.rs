@@ -22,7 +22,7 @@ mod verify;
 pub mod volumes;
 
 pub use compression::Compression;
-pub use contents::{Connection, Contents, OpenFile, Process};
+pub use contents::{connections, Connection, Contents, OpenFile, Process, Socket};
 pub use error::ImageError;
 pub use inspect::{inspect, render, Inspection};
 pub use manifest::{Entry, Manifest, MountSummary, Origin, Summary, FORMAT};
