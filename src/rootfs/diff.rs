@@ -62,7 +62,7 @@ impl Baseline {
     pub fn take(rootfs: &Path) -> Result<Self> {
         let since_ns = coarse_now_ns();
         let mut paths = BTreeSet::new();
-        walk(rootfs, &mut |rel, _| {
+        walk(rootfs, false, &mut |rel, _| {
             paths.insert(rel.to_string());
         })?;
         Ok(Self { since_ns, paths })
@@ -79,12 +79,8 @@ impl Baseline {
 }
 
 /// Calls `f` for every path under `root` (relative, `/`-separated, parents first) with its
-/// metadata when `f` needs it: directories are always stat'ed (to stay on one filesystem).
-fn walk(root: &Path, f: &mut dyn FnMut(&str, Option<&std::fs::Metadata>)) -> Result<()> {
-    walk_stat(root, false, f)
-}
-
-fn walk_stat(
+/// metadata: always for directories (to stay on one filesystem), for the rest with `stat_all`.
+fn walk(
     root: &Path,
     stat_all: bool,
     f: &mut dyn FnMut(&str, Option<&std::fs::Metadata>),
@@ -147,7 +143,7 @@ pub struct Diff {
 pub fn diff(rootfs: &Path, base: &Baseline) -> Result<Diff> {
     let mut now = BTreeSet::new();
     let mut changed = Vec::new();
-    walk_stat(rootfs, true, &mut |rel, md| {
+    walk(rootfs, true, &mut |rel, md| {
         now.insert(rel.to_string());
         let ctime = md.map_or(i128::MAX, |m| {
             i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
