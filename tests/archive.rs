@@ -33,10 +33,6 @@ fn import_args<'a>(r: &'a Ctr, file: &'a Path) -> Vec<&'a str> {
     ]
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Temporary directories lcr makes for exports and imports that are still there.
 fn leftovers() -> Vec<PathBuf> {
     std::fs::read_dir(std::env::temp_dir())
@@ -83,7 +79,7 @@ fn an_exported_container_is_imported_and_counts_on() {
     let before_dirs = leftovers();
     let archive = c.tmp.path().join("ctr.tar.zst");
     let out = export(&c, &archive, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert!(
         !c.state_dir().exists(),
         "exported without --leave-running: removed"
@@ -182,7 +178,7 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
     .unwrap();
     let archive = c.tmp.path().join("diff.tar.zst");
     let out = export(&c, &archive, &["--with-rootfs-diff", "--with-volumes"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let names = entry_names(&archive);
     for n in [
         "rootfs-diff.tar",
@@ -224,7 +220,7 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
     // bundle's rootfs before they were applied).
     let archive2 = r.tmp.path().join("diff2.tar.zst");
     let out = export(&r, &archive2, &["--with-rootfs-diff", "--leave-running"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let dir = r.tmp.path().join("unpacked");
     r.ok(&[
         "image",
@@ -269,7 +265,7 @@ fn inspect_and_verify_tell_good_archives_from_damaged_ones() {
     };
     let archive = c.tmp.path().join("plain.tar");
     let out = export(&c, &archive, &["--leave-running", "--compress", "none"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert_eq!(c.state()["status"], "running", "--leave-running keeps it");
     let n = count(&c);
     wait_until("still counting after export", || count(&c) > n + 2);

@@ -341,11 +341,7 @@ fn a_well_formed_crafted_archive_unpacks_with_private_modes() {
         archive.to_str().unwrap(),
         target.to_str().unwrap(),
     ]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(std::fs::read(target.join("a.img")).unwrap(), GOOD);
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;

@@ -18,11 +18,7 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     };
     let img = c.tmp.path().join("img");
     let out = checkpoint(&c, &img, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(
         !c.state_dir().exists(),
         "a checkpointed container is removed"
@@ -75,11 +71,7 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     // A second checkpoint of the restored container, and a third life.
     let img2 = r.tmp.path().join("img2");
     let out = checkpoint(&r, &img2, &["--print-stats"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("pages scanned"));
     let at_dump2 = count(&r);
     let r3 = Ctr::new("cr-count3").unwrap();
@@ -99,11 +91,7 @@ fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
     };
     let img = c.tmp.path().join("img");
     let out = checkpoint(&c, &img, &["--leave-running"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(c.state()["status"], "running");
     let n = count(&c);
     wait_until("still counting", || count(&c) > n + 3);
@@ -160,11 +148,7 @@ fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
     });
     let img = c.tmp.path().join("img");
     let out = checkpoint(&c, &img, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     let r = Ctr::new("cr-bind2").unwrap();
     r.host_dir();
@@ -341,11 +325,7 @@ fn an_established_tcp_connection_inside_the_container_survives() {
 
     let img = c.tmp.path().join("img-tcp");
     let out = checkpoint(&c, &img, &["--tcp-established"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // inspect reads the connection pair out of the images.
     let i: serde_json::Value =
         serde_json::from_str(&c.ok(&["image", "inspect", "--json", img.to_str().unwrap()]))
@@ -380,11 +360,7 @@ fn an_established_tcp_connection_inside_the_container_survives() {
     // The same file goes on in the restore's /host: copy what was there.
     std::fs::copy(host.join("replies"), rhost.join("replies")).unwrap();
     let out = r.lcr(&r.restore_args(&img, &["--tcp-established"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rreplies = || {
         read(rhost.join("replies"))
             .lines()
@@ -421,11 +397,7 @@ fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
     wait_until("counting", || count(&c) > 2);
     let img = c.tmp.path().join("img");
     let out = checkpoint(&c, &img, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let at = count(&c);
     // A restore bundle that does not join it is refused, naming why.
     let r = Ctr::new("cr-netns2").unwrap();
@@ -498,11 +470,7 @@ fn a_terminal_container_is_restored_through_a_console_socket() {
     assert!(read_until(&mut t1, "ready-42").contains("ready-42"));
     let img = c.tmp.path().join("img");
     let out = checkpoint(&c, &img, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     drop(t1);
 
     let r = Ctr::new("cr-tty2").unwrap();
@@ -561,11 +529,7 @@ fn stdio_pipes_are_reconnected_to_the_restores_pipes() {
     }
     let img = c.tmp.path().join("img");
     let out = checkpoint(&c, &img, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // Drain what was written before the checkpoint.
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut p1, &mut rest).unwrap();

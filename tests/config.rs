@@ -267,11 +267,7 @@ fn no_pivot_sysctl_and_oom_score_adj() {
         &c.id,
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let l: Vec<&str> = text.lines().collect();
     assert_eq!(
         l[0], "1",

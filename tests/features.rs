@@ -15,11 +15,7 @@ fn features_match_criu_own_checks() {
         .args(["features", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     if r["criu_version"].is_null() {
         assert!(

@@ -75,11 +75,7 @@ impl Ctr {
             tmp,
         };
         let out = c.lcr(&["spec", "--bundle", c.bundle.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         c.edit(|v| {
             v["process"]["terminal"] = json!(false);
             v["root"]["readonly"] = json!(false);
@@ -265,6 +261,17 @@ impl Drop for Ctr {
         let _ = self.cmd().args(["delete", "--force", &self.id]).output();
         remove_cgroup(&self.cgroup);
     }
+}
+
+/// A command's standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails the test with the command's standard error unless it succeeded.
+#[track_caller]
+pub fn assert_success(o: &Output) {
+    assert!(o.status.success(), "{}", stderr(o));
 }
 
 /// Runs `cmd` to completion with stdout and stderr sent to temp files, then reads them.
