@@ -44,41 +44,43 @@ t_lifecycle() {
   pass "memory.max=$m pids.max=$p cpu.max='$c'"
 }
 
-t_restore_v2() {
-  begin "v2 checkpoint/restore under a new id, the restore bundle's limits recreated and checked"
-  run c2 run -d --bundle /bundles/limits c2 || { fail "run: $(cat $LOGS/c2.err)"; return; }
-  waitfor '[ "$(num /out-a/n)" -gt 3 ]' || { fail "the container does not count"; return; }
-  run k2 checkpoint --print-stats --image-path /tmp/img-c2 c2 || { fail "checkpoint: $(cat $LOGS/k2.err)"; return; }
+# The counter of /bundles/limits run as $1, taken away by `lcr checkpoint $2 $1`, then `$3`
+# (further checks, or :), brought back as $4 by `lcr restore $5` from /bundles/restored: the
+# restore bundle's v2 limits, counting on, the init in the new cgroup, a clean delete. Sets
+# $at and the limits $m $p $c; returns non-zero after a fail.
+move_v2() {
+  run "$1" run -d --bundle /bundles/limits "$1" || { fail "run: $(cat $LOGS/$1.err)"; return 1; }
+  waitfor '[ "$(num /out-a/n)" -gt 3 ]' || { fail "the container does not count"; return 1; }
+  run "take-$1" checkpoint $2 "$1" || { fail "checkpoint $2: $(cat $LOGS/take-$1.err)"; return 1; }
   at=$(num /out-a/n)
-  [ ! -d $CG/lcr-lane/limits ] || { fail "the checkpointed container's cgroup is left"; return; }
-  run s3 restore -d --bundle /bundles/restored --image-path /tmp/img-c2 c3 || { fail "restore: $(cat $LOGS/s3.err)"; return; }
+  [ ! -d $CG/lcr-lane/limits ] || { fail "the checkpointed container's cgroup is left"; return 1; }
+  $3 || return 1
+  run "bring-$4" restore -d --bundle /bundles/restored $5 "$4" || { fail "restore $5: $(cat $LOGS/bring-$4.err)"; return 1; }
   d=$CG/lcr-lane/restored
   m=$(cat $d/memory.max); p=$(cat $d/pids.max); c=$(cat $d/cpu.max)
-  [ "$m" = 100663296 ] && [ "$p" = 40 ] && [ "$c" = "20000 100000" ] || { fail "limits after restore: memory.max=$m pids.max=$p cpu.max='$c'"; return; }
-  waitfor '[ "$(num /out-a/n)" -gt $((at+3)) ]' || { fail "no counting after restore (at $at, now $(num /out-a/n))"; return; }
-  grep -q "0::/lcr-lane/restored" /proc/$(lcr state c3 | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')/cgroup || { fail "the restored init is not in /lcr-lane/restored"; return; }
-  run d3 delete -f c3 || { fail "delete: $(cat $LOGS/d3.err)"; return; }
-  [ ! -d $d ] || { fail "cgroup left"; return; }
+  [ "$m" = 100663296 ] && [ "$p" = 40 ] && [ "$c" = "20000 100000" ] || { fail "limits after restore: memory.max=$m pids.max=$p cpu.max='$c'"; return 1; }
+  waitfor '[ "$(num /out-a/n)" -gt $((at+3)) ]' || { fail "no counting after restore (at $at, now $(num /out-a/n))"; return 1; }
+  grep -q "0::/lcr-lane/restored" /proc/$(lcr state "$4" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')/cgroup || { fail "the restored init is not in /lcr-lane/restored"; return 1; }
+  run "delete-$4" delete -f "$4" || { fail "delete: $(cat $LOGS/delete-$4.err)"; return 1; }
+  [ ! -d $d ] || { fail "cgroup left"; return 1; }
+}
+
+t_restore_v2() {
+  begin "v2 checkpoint/restore under a new id, the restore bundle's limits recreated and checked"
+  move_v2 c2 "--print-stats --image-path /tmp/img-c2" : c3 "--image-path /tmp/img-c2" || return
   pass "count $at went on; memory.max=$m pids.max=$p cpu.max='$c'"
+}
+
+archive_checks() {
+  run v4 image verify /tmp/c4.tar.zst || { fail "verify: $(cat $LOGS/v4.err)"; return 1; }
+  run i4 image inspect /tmp/c4.tar.zst || { fail "inspect: $(cat $LOGS/i4.err)"; return 1; }
+  grep -q "cgroup v2" $LOGS/i4.out || { fail "inspect does not say cgroup v2: $(cat $LOGS/i4.out)"; return 1; }
 }
 
 t_archive_v2() {
   begin "v2 archive: export, verify and inspect, import under a new id with the restore bundle's limits"
-  run c4 run -d --bundle /bundles/limits c4 || { fail "run: $(cat $LOGS/c4.err)"; return; }
-  waitfor '[ "$(num /out-a/n)" -gt 3 ]' || { fail "the container does not count"; return; }
-  run x4 checkpoint --export /tmp/c4.tar.zst c4 || { fail "export: $(cat $LOGS/x4.err)"; return; }
-  at=$(num /out-a/n)
-  [ ! -d $CG/lcr-lane/limits ] || { fail "the exported container's cgroup is left"; return; }
-  run v4 image verify /tmp/c4.tar.zst || { fail "verify: $(cat $LOGS/v4.err)"; return; }
-  run i4 image inspect /tmp/c4.tar.zst || { fail "inspect: $(cat $LOGS/i4.err)"; return; }
-  grep -q "cgroup v2" $LOGS/i4.out || { fail "inspect does not say cgroup v2: $(cat $LOGS/i4.out)"; return; }
-  run m5 restore -d --bundle /bundles/restored --import /tmp/c4.tar.zst c5 || { fail "import: $(cat $LOGS/m5.err)"; return; }
-  d=$CG/lcr-lane/restored
-  m=$(cat $d/memory.max); p=$(cat $d/pids.max)
-  [ "$m" = 100663296 ] && [ "$p" = 40 ] || { fail "limits after import: memory.max=$m pids.max=$p"; return; }
-  waitfor '[ "$(num /out-a/n)" -gt $((at+3)) ]' || { fail "no counting after import (at $at, now $(num /out-a/n))"; return; }
-  run d6 delete -f c5 || { fail "delete: $(cat $LOGS/d6.err)"; return; }
-  pass "count $at went on; archive $(stat -c %s /tmp/c4.tar.zst) bytes"
+  move_v2 c4 "--export /tmp/c4.tar.zst" archive_checks c5 "--import /tmp/c4.tar.zst" || return
+  pass "count $at went on; archive $(stat -c %s /tmp/c4.tar.zst) bytes; memory.max=$m pids.max=$p cpu.max='$c'"
 }
 
 t_precopy() {
