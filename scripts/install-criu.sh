@@ -5,6 +5,7 @@
 # We build the orig tarball of Debian's newer source package (sid), fetched as deb-src only so
 # no binary package on the host can be upgraded from sid. See ../shared/MACHINE.md.
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 MIN_MAJOR=4 MIN_MINOR=1
 PREFIX=${CRIU_PREFIX:-/usr/local/sbin}
@@ -53,23 +54,20 @@ elif ! ls /var/lib/apt/lists/*sid*Sources* >/dev/null 2>&1; then
   apt-get update -q >/dev/null || die "apt-get update failed"
 fi
 
-DEPS="build-essential pkgconf libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
-libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev uuid-dev libaio-dev
-python3-protobuf xz-utils dpkg-dev"
-missing=$(for p in $DEPS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-if [ -n "$missing" ]; then
-  say "installing build dependencies:" $missing
-  apt-get install -y -q --no-install-recommends $missing >/dev/null || die "apt-get install of build dependencies failed"
-fi
+APT_WHO=install-criu
+. "$HERE/lib/packages.sh"
+. "$HERE/lib/apt.sh"
+# shellcheck disable=SC2086  # the list is words
+pkg_need "building CRIU" $PKGS_CRIU_BUILD
 
 mkdir -p "$BUILD_DIR"; cd "$BUILD_DIR"
 if ! ls criu_*.dsc >/dev/null 2>&1 || ! ls criu_*.orig.tar.* >/dev/null 2>&1; then
   say "downloading CRIU source (sid) into $BUILD_DIR"
   # The .debian.tar.xz part may be missing from the mirror (apt exits 100); the orig tarball is enough.
-  apt-get source --download-only criu >/dev/null 2>&1 || true
+  apt-get source --download-only criu >source.log 2>&1 || true
 fi
 DSC=$(ls criu_*.dsc 2>/dev/null | sort -V | tail -1) || true
-[ -n "$DSC" ] || die "no criu .dsc downloaded (is the sid deb-src entry reachable?)"
+[ -n "$DSC" ] || { tail -5 source.log >&2; die "no criu .dsc downloaded by 'apt-get source --download-only criu' (is the sid deb-src entry $SRC_LIST reachable?)"; }
 ORIG=$(ls criu_*.orig.tar.* 2>/dev/null | sort -V | tail -1) || true
 [ -n "$ORIG" ] || die "no criu orig tarball downloaded next to $DSC"
 

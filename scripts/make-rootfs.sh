@@ -6,10 +6,9 @@ set -euo pipefail
 DIR=${1:-${LCR_ROOTFS:-/var/cache/lcr/rootfs-busybox}}
 BB=/bin/busybox
 if ! "$BB" --list >/dev/null 2>&1 || ! file -L "$BB" 2>/dev/null | grep -q static; then
-  dpkg -s busybox-static >/dev/null 2>&1 || {
-    ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends busybox-static >/dev/null
-  }
+  APT_WHO=make-rootfs
+  . "$(dirname "$0")/lib/apt.sh"
+  pkg_need "the test rootfs" busybox-static file
 fi
 if [ -x "$DIR/bin/busybox" ] && cmp -s "$BB" "$DIR/bin/busybox" && [ -e "$DIR/etc/passwd" ]; then
   echo "$DIR"; exit 0

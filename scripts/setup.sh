@@ -7,20 +7,17 @@ say() { echo "setup: $*"; }
 [ "$(id -u)" = 0 ] || { echo "setup: must run as root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
-PKGS="build-essential pkg-config libseccomp-dev busybox-static runc crun iproute2 procps
-openssh-server openssh-client podman uidmap zstd iptables strace"
-missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-if [ -n "$missing" ]; then
-  ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q >/dev/null
-  say "installing:" $missing
-  apt-get install -y -q --no-install-recommends $missing >/dev/null \
-    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $missing >/dev/null; }
-fi
+APT_WHO=setup
+. "$HERE/lib/packages.sh"
+. "$HERE/lib/apt.sh"
+# shellcheck disable=SC2086  # the list is words
+pkg_need "scripts/setup.sh" $PKGS_SETUP
 
 "$HERE/install-criu.sh"
 
 say "building lcr (release)"
-cargo build --release --manifest-path "$TOP/Cargo.toml" -q
+command -v cargo >/dev/null || { echo "setup: cargo not found: lcr needs a Rust toolchain (rustup) on PATH" >&2; exit 1; }
+cargo build --release --manifest-path "$TOP/Cargo.toml" -q || { echo "setup: cargo build --release failed" >&2; exit 1; }
 install -m 0755 "$TOP/target/release/lcr" /usr/local/bin/lcr
 say "installed $(command -v lcr)"
 

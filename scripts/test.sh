@@ -4,6 +4,9 @@
 # missing prerequisite that set-up should have provided fails instead.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+# First the set-up check: every package the scripts name must install on a fresh machine of
+# this kind, not only here where earlier runs may have installed it.
+"$TOP/scripts/check-setup.sh"
 "$TOP/scripts/setup.sh"
 cd "$TOP"
 cargo fmt --all -- --check

@@ -18,6 +18,9 @@ ROUNDS=${ROUNDS:-3}
 FILL=${FILL:-mixed}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
+# shellcheck disable=SC2086  # the list is words
+pkg_need "the benchmarks" $PKGS_BENCH
 LCR=$(readlink -f "${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}")
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 # In memory by default: on this VM's disk, writeback of the previous step's gigabytes

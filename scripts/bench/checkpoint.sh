@@ -9,8 +9,10 @@ SIZES=${*:-64 512 2048}
 ROUNDS=${ROUNDS:-3}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
+# shellcheck disable=SC2086  # the list is words
+pkg_need "the benchmarks" $PKGS_BENCH
 LCR=${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}
-command -v runc >/dev/null || { echo "runc not installed (scripts/setup.sh)" >&2; exit 1; }
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 # BENCH_DIR=/dev/shm keeps the images in memory, out of the way of disk writeback.
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lcr-ckbench.XXXXXX")

@@ -10,8 +10,10 @@ set -euo pipefail
 N=${1:-30}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
+# shellcheck disable=SC2086  # the list is words
+pkg_need "the benchmarks" $PKGS_BENCH
 LCR=${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}
-for rt in runc crun; do command -v $rt >/dev/null || { echo "$rt not installed (scripts/setup.sh)" >&2; exit 1; }; done
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 WORK=$(mktemp -d /tmp/lcr-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -10,9 +10,11 @@ CRIU=${CRIU:-/usr/local/sbin/criu}
 LCR=${LCR:-$TOP/target/release/lcr}
 mkdir -p "$WORK"; cd "$WORK"
 
-ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q >/dev/null
-need() { dpkg -s "$1" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$1" >/dev/null; }
-for p in qemu-system-x86 busybox-static kmod cpio gcc libc6-dev; do need $p; done
+APT_WHO=kernel-lane
+. "$TOP/scripts/lib/packages.sh"
+. "$TOP/scripts/lib/apt.sh"
+# shellcheck disable=SC2086  # the list is words
+pkg_need "the kernel lane" $PKGS_KERNEL_LANE
 [ -x "$LCR" ] || cargo build --release --manifest-path "$TOP/Cargo.toml" -q
 [ -x "$CRIU" ] || "$TOP/scripts/install-criu.sh"
 
@@ -20,7 +22,9 @@ for p in qemu-system-x86 busybox-static kmod cpio gcc libc6-dev; do need $p; don
 KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
 KVER=${KPKG#linux-image-}
 if [ ! -f kpkg/boot/vmlinuz-$KVER ]; then
-  rm -f ${KPKG}_*.deb; apt-get download "$KPKG" >/dev/null
+  [ -n "$KPKG" ] || { echo "kernel-lane: apt-cache finds no kernel package linux-image-amd64 depends on" >&2; exit 1; }
+  rm -f ${KPKG}_*.deb
+  apt-get download "$KPKG" >download.log 2>&1 || { tail -5 download.log >&2; echo "kernel-lane: apt-get download $KPKG failed" >&2; exit 1; }
   rm -rf kpkg; mkdir kpkg; dpkg -x ${KPKG}_*.deb kpkg
   depmod -b kpkg "$KVER"
 fi
