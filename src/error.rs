@@ -34,6 +34,12 @@ pub enum Error {
         action: &'static str,
     },
 
+    #[error("container {id:?} is busy: another lcr command has held it for {} s", waited.as_secs())]
+    Busy {
+        id: String,
+        waited: std::time::Duration,
+    },
+
     #[error("unknown signal {0:?}")]
     Signal(String),
 
@@ -71,6 +77,10 @@ pub enum Error {
         path: PathBuf,
         reason: String,
     },
+
+    /// A tree lcr was removing holds another mount: it is left in place, not walked into.
+    #[error("not removing {dir}: {mount} is a mount point inside it (left in place)")]
+    MountInside { dir: PathBuf, mount: PathBuf },
 
     #[error("{context}: {reason}")]
     Other { context: String, reason: String },

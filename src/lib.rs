@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod container;
 mod error;
 pub mod features;
+pub mod fsutil;
 pub mod hooks;
 pub mod image;
 pub mod process;

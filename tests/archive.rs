@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::counter::*;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn export(c: &Ctr, file: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["checkpoint", "--export", file.to_str().unwrap()];
@@ -200,7 +200,9 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
     let host2 = r.host_dir();
     assert!(std::fs::read_dir(&host2).unwrap().next().is_none());
     let log2 = r.tmp.path().join("app2.log");
-    start_logging_to(&r, &import_args(&r, &archive), &log2);
+    let mut args = import_args(&r, &archive);
+    args.insert(2, "--with-volumes");
+    start_logging_to(&r, &args, &log2);
     wait_until("counting after import", || count(&r) > at_dump + 3);
     assert_eq!(lines(&log2)[0].0, at_dump + 1);
     let root = r.bundle.join("rootfs");
@@ -233,6 +235,59 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
     assert!(deleted.contains(&"etc/group".to_string()), "{deleted:?}");
     let diff = entry_names(&dir.join("rootfs-diff.tar"));
     assert!(diff.contains(&"etc/added".to_string()), "{diff:?}");
+}
+
+#[test]
+fn volumes_are_restored_only_when_asked_and_never_into_a_read_only_bind() {
+    let Some((c, _log)) = counter("ar-vol") else {
+        return;
+    };
+    let volume = c.tmp.path().join("host/volume-file");
+    std::fs::write(&volume, "from the source host\n").unwrap();
+    let archive = c.tmp.path().join("vol.tar.zst");
+    assert_success(&export(
+        &c,
+        &archive,
+        &["--with-volumes", "--leave-running"],
+    ));
+
+    // Without --with-volumes the restore bundle's sources are the host's: left as they are.
+    let r = Ctr::new("ar-vol2").unwrap();
+    carry_host_files(&c, &r);
+    let mine = r.host_dir().join("volume-file");
+    std::fs::write(&mine, "the restoring host's\n").unwrap();
+    let out = r.lcr(&import_args(&r, &archive));
+    assert_success(&out);
+    assert_eq!(
+        read(&mine),
+        "the restoring host's\n",
+        "overwritten without being asked"
+    );
+    r.ok(&["delete", "--force", &r.id]);
+
+    // Asked, but the bundle binds /host read-only: refused, nothing written or left.
+    let ro = Ctr::new("ar-vol3").unwrap();
+    carry_host_files(&c, &ro);
+    let mine = ro.host_dir().join("volume-file");
+    std::fs::write(&mine, "the restoring host's\n").unwrap();
+    ro.edit(|v| {
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/host" {
+                m["options"] = json!(["rbind", "ro"]);
+            }
+        }
+    });
+    let mut args = import_args(&ro, &archive);
+    args.insert(2, "--with-volumes");
+    let out = ro.lcr(&args);
+    assert!(
+        !out.status.success(),
+        "volumes written into a read-only bind"
+    );
+    assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+    assert_eq!(read(&mine), "the restoring host's\n");
+    assert!(!ro.state_dir().exists());
+    assert!(!cgroup_exists(&ro.cgroup));
 }
 
 /// Offset of the first data byte of `name` in a plain tar.

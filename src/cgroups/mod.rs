@@ -47,9 +47,24 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// Creates the cgroup (in every v1 hierarchy, or the unified one) and applies `resources`.
-    /// On failure nothing is left behind.
+    /// A cgroup that already holds processes is refused: they belong to another container or
+    /// service, and sharing it would let this container's delete kill them (runc refuses it
+    /// too on v2). On failure nothing is left behind.
     pub fn create(path: &str, resources: Option<&LinuxResources>) -> Result<Self> {
         let rel = path.trim_start_matches('/');
+        let present = populated(rel);
+        if !present.is_empty() {
+            let shown: Vec<String> = present.iter().take(5).map(|p| p.to_string()).collect();
+            return Err(Error::Cgroup {
+                path: path.to_string(),
+                reason: format!(
+                    "already holds processes (pid {}{}): another container or service uses it; \
+                     give this container a linux.cgroupsPath of its own",
+                    shown.join(", "),
+                    if present.len() > 5 { ", …" } else { "" }
+                ),
+            });
+        }
         let cg =
             cgroups_rs::fs::Cgroup::new(hierarchies::auto(), rel).map_err(|e| Error::Cgroup {
                 path: path.to_string(),
@@ -300,6 +315,24 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::remove_dir(dir)
+}
+
+/// The processes in cgroup `rel` in any hierarchy: the unified one (v2), or each v1
+/// controller's (a service may be in only some of them).
+fn populated(rel: &str) -> Vec<i32> {
+    let root = hierarchies::auto().root();
+    let v1 = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join(rel));
+    let mut pids: Vec<i32> = std::iter::once(root.join(rel))
+        .chain(v1)
+        .flat_map(|d| read_pids(&d.join("cgroup.procs")))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 fn read_pids(file: &Path) -> Vec<i32> {

@@ -30,6 +30,8 @@ pub struct RestoreOpts {
     pub console_socket: Option<PathBuf>,
     /// What the container is restored from, as its state records it (default: the images).
     pub origin: Option<PathBuf>,
+    /// Write the bind-mount contents the checkpoint holds into the bundle's sources.
+    pub with_volumes: bool,
 }
 
 impl RestoreOpts {
@@ -41,6 +43,7 @@ impl RestoreOpts {
             pid_file: None,
             console_socket: None,
             origin: None,
+            with_volumes: false,
         }
     }
 }
@@ -150,9 +153,23 @@ fn explain_stdio_size(e: criurpc::Error, r: &Record) -> Error {
     }
 }
 
+/// The restore bundle's rootfs bound at `<state dir>/criu-root`; unmounted when dropped, which
+/// must come before anything removes the state directory (else the removal walks into the
+/// rootfs: declare it after the [`Rollback`]).
+struct CriuRoot(PathBuf);
+
+impl Drop for CriuRoot {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(path = %self.0.display(), error = %e, "unmount of CRIU's root failed");
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// Gives CRIU a root that is a mount point (it requires one) in a private mount namespace of
 /// this lcr process, so nothing is visible on the host and it vanishes when lcr exits.
-fn private_root(rootfs: &Path, at: &Path) -> Result<()> {
+fn private_root(rootfs: &Path, at: &Path) -> Result<CriuRoot> {
     unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare mount namespace".into())?;
     mount(
         None::<&str>,
@@ -170,7 +187,8 @@ fn private_root(rootfs: &Path, at: &Path) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .ctx(|| format!("bind {} for CRIU", rootfs.display()))
+    .ctx(|| format!("bind {} for CRIU", rootfs.display()))?;
+    Ok(CriuRoot(at.to_path_buf()))
 }
 
 fn dup_stdio(fd: i32) -> Result<OwnedFd> {
@@ -222,23 +240,37 @@ pub fn restore(
     if let Some((changed, deleted)) = crate::rootfs::diff::apply(&image_dir, &bundle.rootfs)? {
         tracing::info!(changed, deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
     }
-    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    let origin = o.origin.clone().unwrap_or_else(|| image_dir.clone());
+    let mut state = State::new(id, &bundle, &cgroup_path, Some(origin));
+    // Recorded (status `creating`) before anything exists, and again with the pid before the
+    // restored tree runs: a killed restore never leaves a container lcr does not know.
+    let state_file = dir.join(STATE_FILE);
+    write_json(&state_file, &state)?;
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
     rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
-    super::volumes::restore(&image_dir, spec, &bundle.dir, &cgroup)?;
+    if o.with_volumes {
+        super::volumes::restore(&image_dir, spec, &bundle.dir, &cgroup)?;
+    } else if let Some(index) = crate::image::volumes::Index::read(&image_dir) {
+        if !index.volumes.is_empty() {
+            tracing::warn!(
+                volumes = ?index.destinations(),
+                "the checkpoint holds bind-mount contents; not written without --with-volumes"
+            );
+        }
+    }
     become_subreaper()?;
     crate::rootfs::make_mount_points(
         &bundle.rootfs,
         &bundle.dir,
         spec.mounts().as_deref().unwrap_or_default(),
     )?;
-    let criu_root = dir.join(CRIU_ROOT);
-    private_root(&bundle.rootfs, &criu_root)?;
+    let criu_root = private_root(&bundle.rootfs, &dir.join(CRIU_ROOT))?;
 
     let mut opts = Options::new()
         .images_dir(&image_dir)
         .work_dir(&work_dir)?
-        .root(&criu_root)
+        .root(&criu_root.0)
         .rst_sibling(true)
         .cg_root(None, cgroup_path.clone())
         .orphan_pts_master(terminal)
@@ -275,8 +307,6 @@ pub fn restore(
     }
     opts = o.settings.apply(opts);
 
-    let origin = o.origin.clone().unwrap_or_else(|| image_dir.clone());
-    let mut state = State::new(id, &bundle, &cgroup_path, Some(origin));
     // runc runs the prestart and createRuntime hooks once CRIU has set up the namespaces.
     let hooks_spec = spec.hooks().clone();
     let mut seen_pid = None;
@@ -289,6 +319,13 @@ pub fn restore(
             use std::os::fd::{AsFd, AsRawFd};
             crate::process::console::send_master(sock.as_fd(), "/dev/console", master.as_raw_fd())
                 .map_err(|e| e.to_string())?;
+        }
+        if n.script == "post-restore" {
+            // Sent before CRIU resumes the tree.
+            let mut st = state.clone();
+            st.pid = n.pid.unwrap_or(0);
+            st.init_start_time = procfs::start_time(st.pid).unwrap_or(0);
+            write_json(&state_file, &st).map_err(|e| e.to_string())?;
         }
         if n.script == "setup-namespaces" {
             seen_pid = n.pid;
@@ -317,7 +354,7 @@ pub fn restore(
     let resp = session.call(RequestKind::Restore, Some(&opts), false, &mut handler);
     session.finish();
     drop(opts);
-    let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
+    drop(criu_root);
     let resp = match resp {
         Ok(r) => r,
         Err(e) => {
@@ -331,11 +368,10 @@ pub fn restore(
     state.init_start_time = procfs::start_time(pid).unwrap_or(0);
     cgroup.verify(linux.and_then(|l| l.resources().as_ref()))?;
     state.status = Status::Running;
-    write_json(&dir.join(STATE_FILE), &state)?;
+    write_json(&state_file, &state)?;
     if let Some(p) = &o.pid_file {
         crate::container::write_pid_file(p, pid)?;
     }
-    let _ = std::fs::remove_dir(&criu_root);
     rb.disarm();
     drop(lock);
     let c = Container::load(store, id)?;

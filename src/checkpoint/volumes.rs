@@ -44,11 +44,34 @@ pub fn save(mounts: &[ExternalMount], image_dir: &Path) -> Result<Index> {
     Ok(index)
 }
 
-/// Puts saved volume contents into the restore bundle's bind sources.
+/// Whether the restore bundle mounts `destination` read-only.
+fn read_only_in(spec: &Spec, destination: &str) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new(destination) && m.options().iter().flatten().any(|o| o == "ro")
+    })
+}
+
+/// Puts saved volume contents into the restore bundle's bind sources (asked for with
+/// `--with-volumes` on restore: an archive's author does not decide to overwrite host files).
+/// A bind the bundle mounts read-only is refused before anything is written.
 pub fn restore(image_dir: &Path, spec: &Spec, bundle: &Path, cgroup: &Cgroup) -> Result<usize> {
     let Some(index) = Index::read(image_dir) else {
         return Ok(0);
     };
+    if let Some(v) = index
+        .volumes
+        .iter()
+        .find(|v| read_only_in(spec, &v.destination))
+    {
+        return Err(Error::Other {
+            context: "restore volumes".into(),
+            reason: format!(
+                "{} mounts {} read-only: the checkpoint's contents for it are not written into its source",
+                bundle.join("config.json").display(),
+                v.destination
+            ),
+        });
+    }
     for v in &index.volumes {
         let m = ExternalMount {
             destination: v.destination.clone().into(),

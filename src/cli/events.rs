@@ -24,7 +24,7 @@ struct Event<'a> {
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     loop {
-        let c = Container::load(store, &a.id)?;
+        let c = Container::read(store, &a.id)?;
         if c.status() == Status::Stopped {
             anyhow::bail!("container {:?} is stopped: no statistics", a.id);
         }

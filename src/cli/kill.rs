@@ -13,7 +13,7 @@ pub struct Args {
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let sig = container::parse_signal(&a.signal)?;
-    let c = Container::load(store, &a.id)?;
+    let c = Container::read(store, &a.id)?;
     container::kill(&c, sig, a.all)?;
     Ok(0)
 }

@@ -14,7 +14,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let mut rows = Vec::new();
     for id in store.ids()? {
         // A container deleted meanwhile is skipped.
-        if let Ok(c) = Container::load(store, &id) {
+        if let Ok(c) = Container::read(store, &id) {
             let v: serde_json::Value = serde_json::from_str(&c.oci_state_json())?;
             rows.push(v);
         }

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
-    let c = Container::load(store, &a.id)?;
+    let c = Container::read(store, &a.id)?;
     let mut pids = c.pids();
     pids.sort();
     match a.format {

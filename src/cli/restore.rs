@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use lcr::checkpoint::{self, RestoreOpts};
-use lcr::container::{self, Container, Store};
+use lcr::container::{self, Store};
 use lcr::image::{self, interrupt, Input};
 use lcr::process::wait_forwarding;
 
@@ -44,6 +44,10 @@ pub struct Args {
     no_subreaper: bool,
     #[arg(long)]
     print_stats: bool,
+    /// Write the bind-mount contents an archive holds (`checkpoint --with-volumes`) into this
+    /// bundle's bind sources; never into a bind mounted read-only.
+    #[arg(long)]
+    with_volumes: bool,
     /// Keep the container (stopped) after it exits in the foreground.
     #[arg(long)]
     keep: bool,
@@ -86,6 +90,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     }
     let mut o = RestoreOpts::new(&a.bundle, &image_path);
     o.origin = a.import.clone();
+    o.with_volumes = a.with_volumes;
     o.settings = a.criu.settings()?;
     o.pid_file = a.pid_file.clone();
     o.console_socket = a.console_socket.clone();
@@ -114,13 +119,11 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let pid = c.state.pid;
+    let (pid, started) = (c.state.pid, c.state.init_start_time);
     drop(c);
     let exit = wait_forwarding(pid, None)?;
     if !a.keep {
-        if let Ok(c) = Container::load(store, &a.id) {
-            container::delete(c, true)?;
-        }
+        container::delete_if_same(store, &a.id, pid, started)?;
     }
     Ok(exit.code())
 }

@@ -1,6 +1,6 @@
 use std::os::unix::net::UnixStream;
 
-use lcr::container::{self, Container, Store};
+use lcr::container::{self, Store};
 use lcr::process::{console, wait_forwarding};
 
 use super::create::CreateFlags;
@@ -42,13 +42,11 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let pid = c.state.pid;
+    let (pid, started) = (c.state.pid, c.state.init_start_time);
     drop(c); // release the lock while the container runs
     let exit = wait_forwarding(pid, master)?;
     if !a.keep {
-        if let Ok(c) = Container::load(store, &a.id) {
-            container::delete(c, true)?;
-        }
+        container::delete_if_same(store, &a.id, pid, started)?;
     }
     Ok(exit.code())
 }

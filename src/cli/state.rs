@@ -7,7 +7,7 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
-    let c = Container::load(store, &a.id)?;
+    let c = Container::read(store, &a.id)?;
     let v: serde_json::Value = serde_json::from_str(&c.oci_state_json())?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)

@@ -86,12 +86,15 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
         }
     }
 
-    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    // Recorded (status `creating`) before anything exists: if this lcr is killed, a later
+    // `lcr delete` finds the cgroup and the processes to remove.
+    let mut state = State::new(id, &bundle, &cgroup_path, None);
+    write_json(&dir.join(STATE_FILE), &state)?;
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
     rb.cgroup = Some(Cgroup::load(&cgroup_path)?);
     become_subreaper()?;
 
-    let mut state = State::new(id, &bundle, &cgroup_path, None);
     let ctx = InitContext {
         id,
         spec,
@@ -129,6 +132,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     rb.pid = Some(spawned.pid);
     state.pid = spawned.pid;
     state.init_start_time = procfs::start_time(spawned.pid).unwrap_or(0);
+    write_json(&dir.join(STATE_FILE), &state)?;
 
     crate::process::sync_expect(&spawned.ch, Msg::NeedHooks)?;
     let creating = serde_json::to_string(&state.oci(Status::Created)).unwrap_or_default();
@@ -150,7 +154,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
         state,
         spec: bundle.spec.clone(),
         dir,
-        _lock: lock,
+        _lock: Some(lock),
     })
 }
 

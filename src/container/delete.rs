@@ -3,8 +3,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{Container, Status};
-use crate::error::Context;
+use super::{Container, Status, Store};
 use crate::hooks::{self, Kind};
 use crate::process::procfs;
 use crate::{Error, Result};
@@ -57,5 +56,22 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
             tracing::warn!(error = %e, "poststop hook failed");
         }
     }
-    std::fs::remove_dir_all(c.dir()).ctx(|| format!("remove {}", c.dir().display()))
+    crate::fsutil::remove_tree(c.dir())
+}
+
+/// Deletes container `id` only if it is still the one whose init is `pid`, started at
+/// `start_time`: a foreground `run` or `restore` that outlived its container must not delete
+/// another made meanwhile under the same id (a checkpoint, then a restore). Whether it did.
+pub fn delete_if_same(store: &Store, id: &str, pid: i32, start_time: u64) -> Result<bool> {
+    match Container::load(store, id) {
+        Ok(c) if c.state.pid == pid && c.state.init_start_time == start_time => {
+            delete(c, true).map(|()| true)
+        }
+        Ok(_) => {
+            tracing::info!(id, "the container was replaced meanwhile: left as it is");
+            Ok(false)
+        }
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -18,7 +18,7 @@ use oci_spec::runtime::Spec;
 
 pub(crate) use create::write_pid_file;
 pub use create::{create, CreateOpts};
-pub use delete::delete;
+pub use delete::{delete, delete_if_same};
 pub use exec::{exec, ExecOpts};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
@@ -36,18 +36,31 @@ pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const CONFIG_FILE: &str = "config.json";
 pub(crate) const FIFO_FILE: &str = "exec.fifo";
 
-/// A loaded, locked container.
+/// A loaded container: locked ([`Container::load`], to change it) or not
+/// ([`Container::read`], to look at it).
 pub struct Container {
     pub state: State,
     pub spec: Spec,
     dir: PathBuf,
-    _lock: Lock,
+    _lock: Option<Lock>,
 }
 
 impl Container {
-    /// Locks and reads container `id`.
+    /// Locks and reads container `id`, for a command that changes it.
     pub fn load(store: &Store, id: &str) -> Result<Self> {
         let lock = store.lock(id)?;
+        Self::read_locked(store, id, Some(lock))
+    }
+
+    /// Reads container `id` without its lock, for commands that only look (state, list, ps,
+    /// events, kill): they never wait for a checkpoint or restore in progress. state.json is
+    /// replaced atomically, so what is read is one whole version of it.
+    pub fn read(store: &Store, id: &str) -> Result<Self> {
+        validate_id(id)?;
+        Self::read_locked(store, id, None)
+    }
+
+    fn read_locked(store: &Store, id: &str, lock: Option<Lock>) -> Result<Self> {
         let dir = store.dir(id);
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| match e.kind() {

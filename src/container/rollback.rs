@@ -55,6 +55,8 @@ impl Drop for Rollback {
                 tracing::warn!(error = %e, "rollback: cgroup not removed");
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Err(e) = crate::fsutil::remove_tree(&self.dir) {
+            tracing::warn!(error = %e, "rollback: state directory not removed");
+        }
     }
 }

@@ -2,6 +2,9 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::Context;
@@ -47,6 +50,25 @@ pub struct Store {
 /// An exclusive lock on one container, held while a command works on it.
 pub struct Lock(#[allow(dead_code)] Flock<fs::File>);
 
+/// How long a command that changes a container waits for another that holds its lock (a
+/// checkpoint of a large container, say) before it gives up naming the container: 60 s, or
+/// `LCR_LOCK_TIMEOUT` seconds.
+pub fn lock_wait() -> Duration {
+    std::env::var("LCR_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(60))
+}
+
+/// Whether the open `file` is still the file at `path`.
+fn same_file(file: &fs::File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -72,41 +94,100 @@ impl Store {
         match fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(id.to_string()))
+                if !self.remove_if_abandoned(id) {
+                    return Err(Error::Exists(id.to_string()));
+                }
+                fs::DirBuilder::new()
+                    .mode(0o711)
+                    .create(&dir)
+                    .map_err(|_| Error::Exists(id.to_string()))?;
             }
             Err(e) => return Err(e).ctx(|| format!("create {}", dir.display())),
         }
         match self.lock(id) {
             Ok(l) => Ok((dir, l)),
             Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
+                let _ = crate::fsutil::remove_tree(&dir);
                 Err(e)
             }
         }
     }
 
-    /// Locks an existing container's directory.
+    /// Locks an existing container's directory, waiting at most [`lock_wait`] for another lcr
+    /// command that holds it.
+    ///
+    /// The lock file lives in the directory `delete` removes, so a command that waited may
+    /// end up holding the lock of a file that is gone (the container deleted meanwhile) or
+    /// replaced (deleted and made anew under the same id): after locking, the file must
+    /// still be the one at the path, else it looks again.
     pub fn lock(&self, id: &str) -> Result<Lock> {
         validate_id(id)?;
         let dir = self.dir(id);
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
-                _ => Error::Io {
-                    context: format!("lock {}", dir.display()),
-                    source: e,
-                },
-            })?;
-        Flock::lock(f, FlockArg::LockExclusive)
-            .map(Lock)
-            .map_err(|(_, e)| Error::Sys {
-                context: format!("lock {}", dir.display()),
-                source: e,
-            })
+        let path = dir.join("lock");
+        let waited = lock_wait();
+        let deadline = Instant::now() + waited;
+        loop {
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
+                    _ => Error::Io {
+                        context: format!("lock {}", dir.display()),
+                        source: e,
+                    },
+                })?;
+            let mut f = f;
+            let locked = loop {
+                match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                    Ok(l) => break l,
+                    Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                        f = back;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                        return Err(Error::Busy {
+                            id: id.to_string(),
+                            waited,
+                        })
+                    }
+                    Err((_, e)) => {
+                        return Err(Error::Sys {
+                            context: format!("lock {}", dir.display()),
+                            source: e,
+                        })
+                    }
+                }
+            };
+            if same_file(&locked, &path) {
+                return Ok(Lock(locked));
+            }
+            if !dir.exists() {
+                return Err(Error::NotFound(id.to_string()));
+            }
+        }
+    }
+
+    /// A directory without state.json whose lock nobody holds was left by an lcr killed
+    /// between making it and recording the container (nothing else exists yet then):
+    /// removed, so the id can be used again. Whether it was.
+    fn remove_if_abandoned(&self, id: &str) -> bool {
+        let dir = self.dir(id);
+        if dir.join(super::STATE_FILE).exists() {
+            return false;
+        }
+        // No lock file yet: another create may be between its mkdir and its lock.
+        let Ok(f) = fs::File::open(dir.join("lock")) else {
+            return false;
+        };
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(_held) => {
+                !dir.join(super::STATE_FILE).exists() && crate::fsutil::remove_tree(&dir).is_ok()
+            }
+            Err(_) => false,
+        }
     }
 
     /// Ids of all containers, sorted.

@@ -222,12 +222,7 @@ fn remove_inside(root: &Path, rel: &str) -> std::result::Result<(), String> {
         // The parent is gone already, and so is the path.
         Err(_) => return Ok(()),
     }
-    let r = match target.symlink_metadata() {
-        Ok(md) if md.is_dir() => std::fs::remove_dir_all(&target),
-        Ok(_) => std::fs::remove_file(&target),
-        Err(_) => return Ok(()),
-    };
-    r.map_err(|e| format!("remove {}: {e}", target.display()))
+    crate::fsutil::remove_tree(&target).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,152 @@
+//! File-system helpers that must never reach past where they were pointed.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The id of the mount `path` is on, the entry itself not followed if it is a symlink.
+fn mount_id(path: &Path) -> io::Result<u64> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statx is plain zeroed data; the kernel fills it.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `stx` a writable statx buffer.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stx.stx_mnt_id)
+}
+
+/// Removes the directory tree at `dir` (or the file) without ever crossing a mount point: a
+/// directory below it that is another mount — a bind mount of a rootfs still in place, say —
+/// is left whole and the removal fails naming it. Symlinks are removed, never followed.
+/// A missing `dir` is not an error.
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    let md = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir, "stat", e)),
+    };
+    if !md.is_dir() {
+        return std::fs::remove_file(dir).map_err(|e| io_err(dir, "remove", e));
+    }
+    let mnt = mount_id(dir).map_err(|e| io_err(dir, "statx", e))?;
+    remove_below(dir, mnt, dir)
+}
+
+fn remove_below(dir: &Path, mnt: u64, top: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, "read", e))?;
+    for e in entries {
+        let e = e.map_err(|e| io_err(dir, "read", e))?;
+        let path = e.path();
+        let is_dir = e
+            .file_type()
+            .map_err(|err| io_err(&path, "stat", err))?
+            .is_dir();
+        if !is_dir {
+            remove_file(&path)?;
+            continue;
+        }
+        let here = mount_id(&path).map_err(|err| io_err(&path, "statx", err))?;
+        if here != mnt {
+            return Err(Error::MountInside {
+                dir: top.to_path_buf(),
+                mount: path,
+            });
+        }
+        remove_below(&path, mnt, top)?;
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(dir, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
+fn io_err(path: &Path, what: &str, source: io::Error) -> Error {
+    Error::Io {
+        context: format!("{what} {}", path.display()),
+        source,
+    }
+}
+
+/// Mount points at or below `dir` in this process's mount namespace, deepest first.
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes (`\040`).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_a_tree_with_symlinks_without_following_them() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "x").unwrap();
+        let t = d.path().join("t");
+        std::fs::create_dir_all(t.join("a/b")).unwrap();
+        std::fs::write(t.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, t.join("a/link")).unwrap();
+        remove_tree(&t).unwrap();
+        assert!(!t.exists());
+        assert!(outside.join("keep").exists());
+        remove_tree(&t).unwrap(); // already gone: fine
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), PathBuf::from("/a b"));
+        assert_eq!(unescape_mountinfo("/plain"), PathBuf::from("/plain"));
+    }
+}

@@ -1,0 +1,354 @@
+//! Faults and races that must never lose a container or a rootfs, nor let one container act
+//! on another's processes (issue 16). Each test breaks something on purpose and then checks,
+//! from a fresh lcr process, that nothing was lost and nothing was left.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::counter::*;
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+
+/// Every path below `dir` (not following symlinks).
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut all = BTreeSet::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            all.extend(tree(&e.path()));
+        }
+        all.insert(e.path());
+    }
+    all
+}
+
+/// A second bundle for `c`'s images that uses `c`'s own rootfs (by absolute path) under
+/// another id and cgroup: what a user restoring "from the running container's bundle" does.
+fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
+    let r = Ctr::new(name).unwrap();
+    let rootfs = c.bundle.join("rootfs");
+    let host = c.tmp.path().join("host");
+    r.edit(|v| {
+        v["root"]["path"] = json!(rootfs);
+        v["mounts"] = c.config()["mounts"].clone();
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/host" {
+                m["source"] = json!(host);
+            }
+        }
+    });
+    r
+}
+
+#[test]
+fn a_failed_restore_never_removes_the_restore_bundles_rootfs() {
+    let Some((c, _log)) = counter("flt-rootfs") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    let rootfs = c.bundle.join("rootfs");
+    let before = tree(&rootfs);
+    assert!(
+        before.len() > 100,
+        "the busybox rootfs has {} paths",
+        before.len()
+    );
+
+    // CRIU cannot be started: the restore fails once the rootfs is bound for CRIU.
+    let r = bundle_on_same_rootfs(&c, "flt-rootfs2");
+    let out = r.lcr(&r.restore_args(&img, &["--criu", "/nonexistent/criu"]));
+    assert!(!out.status.success(), "a restore without CRIU succeeded");
+    // Mount points may have been made (as runc's restore does); nothing may be gone.
+    let lost: Vec<_> = before.difference(&tree(&rootfs)).take(5).cloned().collect();
+    assert!(
+        lost.is_empty(),
+        "the failed restore removed {lost:?}… from the rootfs it was given ({})",
+        stderr(&out)
+    );
+    assert!(!r.state_dir().exists(), "the failed restore left its state");
+    assert!(
+        !cgroup_exists(&r.cgroup),
+        "the failed restore left its cgroup"
+    );
+    // The original, whose rootfs it is, counts on.
+    let n = count(&c);
+    wait_until("the original counting on", || count(&c) > n + 2);
+    assert_eq!(c.state()["status"], "running");
+}
+
+#[test]
+fn a_restore_into_a_populated_cgroup_is_refused_and_the_original_lives() {
+    let Some((c, _log)) = counter("flt-cgshare") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    // Same bundle (so the same cgroupsPath), new id.
+    let other = format!("{}-copy", c.id);
+    let args = [
+        "restore",
+        "-d",
+        "--bundle",
+        c.bundle.to_str().unwrap(),
+        "--image-path",
+        img.to_str().unwrap(),
+        &other,
+    ];
+    let out = c.lcr(&args);
+    assert!(
+        !out.status.success(),
+        "a restore into the running original's cgroup succeeded"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("already holds processes"), "{err}");
+    assert!(err.contains(&c.cgroup), "{err}");
+    let n = count(&c);
+    wait_until("the original counting on", || count(&c) > n + 2);
+    assert!(
+        !c.root.join(&other).exists(),
+        "the refused restore left state"
+    );
+    let _ = c.lcr(&["delete", "--force", &other]);
+}
+
+/// A process of "another service" in its own cgroup (freezer and memory), killed and removed
+/// when dropped.
+struct Service {
+    child: std::process::Child,
+    cgroup: String,
+}
+
+impl Service {
+    fn start(cgroup: &str) -> Self {
+        let child = Command::new("sleep")
+            .arg("300")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        for ctrl in ["freezer", "memory"] {
+            let d = Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join(cgroup.trim_start_matches('/'));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup.procs"), child.id().to_string()).unwrap();
+        }
+        Self {
+            child,
+            cgroup: cgroup.to_string(),
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        remove_cgroup(&self.cgroup);
+    }
+}
+
+#[test]
+fn a_cgroups_path_naming_another_services_cgroup_is_refused() {
+    let Some(c) = Ctr::new("flt-svc") else {
+        return;
+    };
+    let svc = Service::start(&format!("{CGROUP_PARENT}/svc-{}", std::process::id()));
+    c.edit(|v| v["linux"]["cgroupsPath"] = json!(svc.cgroup));
+    c.args("sleep 100");
+    let out = c.lcr(&["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+    assert!(!out.status.success(), "lcr adopted a populated cgroup");
+    let err = stderr(&out);
+    assert!(err.contains("already holds processes"), "{err}");
+    assert!(
+        err.contains(&svc.child.id().to_string()),
+        "names the pid: {err}"
+    );
+    assert!(pid_alive(svc.child.id() as i32), "the service was killed");
+    assert!(!c.state_dir().exists());
+}
+
+#[test]
+fn cgroups_paths_with_dot_components_are_refused() {
+    let Some(c) = Ctr::new("flt-cgdot") else {
+        return;
+    };
+    c.args("true");
+    for bad in ["/.", "/lcr-test/../x", "a/./b"] {
+        c.edit(|v| v["linux"]["cgroupsPath"] = json!(bad));
+        let out = c.lcr(&["create", "--bundle", c.bundle.to_str().unwrap(), &c.id]);
+        assert!(!out.status.success(), "cgroupsPath {bad} accepted");
+        let err = stderr(&out);
+        assert!(
+            err.contains("linux.cgroupsPath") && err.contains(bad),
+            "{bad}: {err}"
+        );
+        assert!(!c.state_dir().exists(), "{bad}: state left");
+    }
+}
+
+#[test]
+fn a_stale_foreground_run_never_deletes_a_newer_container_of_the_same_id() {
+    let Some(c) = Ctr::new("flt-stale") else {
+        return;
+    };
+    if !criu_ready() {
+        return;
+    }
+    c.host_dir();
+    c.args(COUNTER);
+    let log = c.tmp.path().join("run.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut run = c
+        .cmd()
+        .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    wait_until("counting", || count(&c) > 3);
+    // The foreground lcr is held still while the container is checkpointed and restored
+    // under the same id; then it sees its init gone and goes on.
+    let run_pid = Pid::from_raw(run.id() as i32);
+    kill(run_pid, Signal::SIGSTOP).unwrap();
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &[]);
+    if !out.status.success() {
+        let _ = kill(run_pid, Signal::SIGKILL);
+        let _ = run.wait();
+        panic!("checkpoint: {}", stderr(&out));
+    }
+    let log2 = c.tmp.path().join("restored.log");
+    start_logging_to(&c, &c.restore_args(&img, &[]), &log2);
+    let restored = c.pid();
+    kill(run_pid, Signal::SIGCONT).unwrap();
+    let st = run.wait().unwrap();
+    assert!(st.code().is_some(), "lcr run died: {st:?}");
+    assert!(
+        pid_alive(restored),
+        "the stale `lcr run` killed the restored container: {}",
+        read(&log)
+    );
+    assert_eq!(c.state()["status"], "running");
+    let n = count(&c);
+    wait_until("the restored container counting", || count(&c) > n + 2);
+}
+
+#[test]
+fn reads_never_wait_for_a_busy_container_and_writers_give_up_naming_it() {
+    let Some(c) = Ctr::new("flt-busy") else {
+        return;
+    };
+    c.args("sleep 100");
+    c.run_detached();
+    // Another lcr command at work on the container: its lock held.
+    let lock = std::fs::File::open(c.state_dir().join("lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(c.state()["status"], "running");
+    assert!(c.ok(&["list", "-q"]).contains(&c.id));
+    let ps = c.lcr(&["ps", &c.id]);
+    assert_success(&ps);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "reads waited for the lock: {:?}",
+        started.elapsed()
+    );
+    // A delete waits, then says who is busy; the container is untouched.
+    let out = c
+        .cmd()
+        .env("LCR_LOCK_TIMEOUT", "1")
+        .args(["delete", "--force", &c.id])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "delete went past a held lock");
+    let err = stderr(&out);
+    assert!(err.contains("busy") && err.contains(&c.id), "{err}");
+    assert!(pid_alive(c.pid()));
+    drop(held);
+    c.ok(&["delete", "--force", &c.id]);
+    assert!(!c.state_dir().exists());
+}
+
+/// The processes in `c`'s cgroup (freezer hierarchy), with CRIU's own left to finish first.
+fn settled_pids(c: &Ctr) -> Vec<i32> {
+    let procs = c.cgroup_dir("freezer").join("cgroup.procs");
+    let pids = || -> Vec<i32> {
+        read(&procs)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let is_criu = |p: &i32| read(format!("/proc/{p}/comm")).trim() == "criu";
+    wait_until("CRIU to finish after lcr was killed", || {
+        !pids().iter().any(is_criu)
+    });
+    pids().into_iter().filter(|p| pid_alive(*p)).collect()
+}
+
+#[test]
+fn a_restore_killed_at_any_moment_leaves_no_container_unknown_and_the_id_reusable() {
+    let Some((c, _log)) = counter("flt-killrst") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    let r = Ctr::new("flt-killrst2").unwrap();
+    carry_host_files(&c, &r);
+    let mut outcomes = Vec::new();
+    let log = r.tmp.path().join("restore.log");
+    for delay_ms in (0..360).step_by(12).chain([600, 1500]) {
+        // stdio of the same kind as at checkpoint time (a log file).
+        let out = std::fs::File::create(&log).unwrap();
+        let mut child = r
+            .cmd()
+            .args(r.restore_args(&img, &[]))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // From a fresh lcr: whatever runs in the container's cgroup, lcr knows about.
+        let running = settled_pids(&r);
+        let state = r.lcr(&["state", &r.id]);
+        if !running.is_empty() {
+            assert!(
+                state.status.success(),
+                "killed after {delay_ms} ms: pids {running:?} run, and lcr does not know them: {}",
+                stderr(&state)
+            );
+            let st: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+            let pid = st["pid"].as_i64().unwrap() as i32;
+            assert!(
+                running.contains(&pid),
+                "{delay_ms} ms: state {st} vs {running:?}"
+            );
+        }
+        outcomes.push(if running.is_empty() {
+            "nothing ran"
+        } else {
+            "known"
+        });
+        // Every id is reusable: what is left is deleted, and then nothing remains.
+        if state.status.success() {
+            r.ok(&["delete", "--force", &r.id]);
+        }
+        assert!(
+            !r.state_dir().exists(),
+            "{delay_ms} ms: state left after delete"
+        );
+        assert!(!cgroup_exists(&r.cgroup), "{delay_ms} ms: cgroup left");
+        assert!(r.ok(&["list", "-q"]).trim().is_empty());
+    }
+    // The images are intact and the id free: a last restore counts on.
+    start_logging_to(&r, &r.restore_args(&img, &[]), &log);
+    let n = count(&r);
+    wait_until("the final restore counting", || count(&r) > n + 2);
+    eprintln!("kill sweep: {outcomes:?}");
+}
