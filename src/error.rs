@@ -78,6 +78,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// Images whose processes would run less confined than the restore bundle allows.
+    #[error("restore from {image}: refused by {config}: {reason}")]
+    Isolation {
+        image: PathBuf,
+        config: PathBuf,
+        reason: String,
+    },
+
     /// A tree lcr was removing holds another mount: it is left in place, not walked into.
     #[error("not removing {dir}: {mount} is a mount point inside it (left in place)")]
     MountInside { dir: PathBuf, mount: PathBuf },

@@ -88,6 +88,36 @@ fn io_err(path: &Path, what: &str, source: io::Error) -> Error {
     }
 }
 
+/// A private temporary directory `lcr-<kind>-<pid>-XXXXXX` (images of an export or import:
+/// gigabytes, and process memory). Those an lcr killed before it could remove its own are
+/// removed first: their pid is in the name, and a directory whose lcr is gone is nobody's.
+pub fn work_dir(kind: &str) -> Result<tempfile::TempDir> {
+    let base = std::env::temp_dir();
+    let prefix = format!("lcr-{kind}-");
+    for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            match remove_tree(&e.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %e.path().display(), "removed what an interrupted lcr left")
+                }
+                Err(err) => tracing::warn!(error = %err, "left by an interrupted lcr, not removed"),
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}{}-", std::process::id()))
+        .tempdir_in(&base)
+        .map_err(|e| io_err(&base, "create a temporary directory in", e))
+}
+
 /// Mount points at or below `dir` in this process's mount namespace, deepest first.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

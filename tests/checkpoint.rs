@@ -294,14 +294,17 @@ fn an_established_tcp_connection_inside_the_container_survives() {
         return;
     }
     let host = c.host_dir();
-    c.edit(|v| {
-        for k in ["bounding", "effective", "permitted"] {
-            v["process"]["capabilities"][k]
-                .as_array_mut()
-                .unwrap()
-                .push(json!("CAP_NET_ADMIN"));
-        }
-    });
+    let grant_net_admin = |c: &Ctr| {
+        c.edit(|v| {
+            for k in ["bounding", "effective", "permitted"] {
+                v["process"]["capabilities"][k]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_NET_ADMIN"));
+            }
+        })
+    };
+    grant_net_admin(&c);
     // An echo server and a counting client on the container's own loopback.
     c.args(
         "ip link set lo up; nc -l -p 5555 -e cat & sleep 0.3; \
@@ -356,6 +359,8 @@ fn an_established_tcp_connection_inside_the_container_survives() {
     );
     let before = replies();
     let r = Ctr::new("cr-tcp2").unwrap();
+    // The restore bundle must grant what the processes hold (lcr refuses wider images).
+    grant_net_admin(&r);
     let rhost = r.host_dir();
     // The same file goes on in the restore's /host: copy what was there.
     std::fs::copy(host.join("replies"), rhost.join("replies")).unwrap();

@@ -193,14 +193,9 @@ fn cgroups_paths_with_dot_components_are_refused() {
 
 #[test]
 fn a_stale_foreground_run_never_deletes_a_newer_container_of_the_same_id() {
-    let Some(c) = Ctr::new("flt-stale") else {
+    let Some(c) = counter_bundle("flt-stale") else {
         return;
     };
-    if !criu_ready() {
-        return;
-    }
-    c.host_dir();
-    c.args(COUNTER);
     let log = c.tmp.path().join("run.log");
     let f = std::fs::File::create(&log).unwrap();
     let mut run = c
@@ -351,4 +346,256 @@ fn a_restore_killed_at_any_moment_leaves_no_container_unknown_and_the_id_reusabl
     let n = count(&r);
     wait_until("the final restore counting", || count(&r) > n + 2);
     eprintln!("kill sweep: {outcomes:?}");
+}
+
+#[test]
+fn an_imported_checkpoint_never_gets_more_than_the_restore_bundle_allows() {
+    // The archive's author: only a mount namespace (the host's pid and network), and more
+    // capabilities than a default config grants.
+    let Some(c) = counter_bundle("flt-iso") else {
+        return;
+    };
+    let extra = [
+        "CAP_SYS_ADMIN",
+        "CAP_NET_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_DAC_READ_SEARCH",
+    ];
+    c.edit(|v| {
+        v["linux"]["namespaces"] = json!([{"type": "mount"}]);
+        v.as_object_mut().unwrap().remove("hostname");
+        for k in ["bounding", "effective", "permitted"] {
+            for cap in extra {
+                v["process"]["capabilities"][k]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(cap));
+            }
+        }
+    });
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &c.tmp.path().join("app.log"),
+    );
+    wait_until("counting", || count(&c) > 3);
+    let archive = c.tmp.path().join("wide.tar.zst");
+    let out = c.lcr(&["checkpoint", "--export", archive.to_str().unwrap(), &c.id]);
+    assert_success(&out);
+
+    // inspect shows what the images say, not only the manifest.
+    let i: serde_json::Value =
+        serde_json::from_str(&c.ok(&["image", "inspect", "--json", archive.to_str().unwrap()]))
+            .unwrap();
+    let host_ns = i["isolation"]["host_namespaces"].to_string();
+    assert!(
+        host_ns.contains("pid") && host_ns.contains("network"),
+        "{i}"
+    );
+
+    let import = |r: &Ctr| {
+        let log = std::fs::File::create(r.tmp.path().join("r.log")).unwrap();
+        let out = r
+            .cmd()
+            .args(["restore", "-d", "--bundle", r.bundle.to_str().unwrap()])
+            .args(["--import", archive.to_str().unwrap(), &r.id])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
+            .unwrap();
+        (out, read(r.tmp.path().join("r.log")))
+    };
+    let nothing_left = |r: &Ctr, why: &str| {
+        assert!(!r.state_dir().exists(), "{why}: state left");
+        assert!(!cgroup_exists(&r.cgroup), "{why}: cgroup left");
+    };
+    // A default bundle: new pid and network namespaces, default capabilities.
+    let r = Ctr::new("flt-iso2").unwrap();
+    carry_host_files(&c, &r);
+    let (st, err) = import(&r);
+    assert!(!st.success(), "restored into the host's namespaces");
+    assert!(
+        err.contains("namespace") && err.contains("refused by"),
+        "{err}"
+    );
+    nothing_left(&r, "namespaces");
+    // The same namespaces as the image, default capabilities: the capabilities are refused.
+    r.edit(|v| {
+        v["linux"]["namespaces"] = json!([{"type": "mount"}]);
+        v.as_object_mut().unwrap().remove("hostname");
+    });
+    let (st, err) = import(&r);
+    assert!(
+        !st.success(),
+        "restored with capabilities the bundle does not grant"
+    );
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    nothing_left(&r, "capabilities");
+    // A bundle that asks for seccomp: the image has none.
+    r.edit(|v| {
+        for k in ["bounding", "effective", "permitted"] {
+            for cap in extra {
+                v["process"]["capabilities"][k]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(cap));
+            }
+        }
+        v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]});
+    });
+    let (st, err) = import(&r);
+    assert!(!st.success(), "restored without the bundle's seccomp");
+    assert!(err.contains("seccomp"), "{err}");
+    nothing_left(&r, "seccomp");
+}
+
+/// Waits until no CRIU process is left (a killed lcr's CRIU finishes or gives up on its own).
+fn criu_gone() {
+    let any_criu = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| read(e.path().join("comm")).trim() == "criu")
+    };
+    wait_until("CRIU to exit", || !any_criu());
+}
+
+/// Runs `cmd`, SIGKILLs it after `delay_ms`, lets its CRIU finish, and says what `c` is now
+/// from a fresh lcr: its status, or "gone".
+fn kill_after(c: &Ctr, cmd: &mut Command, delay_ms: u64) -> String {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    let _ = child.kill();
+    let _ = child.wait();
+    criu_gone();
+    let state = c.lcr(&["state", &c.id]);
+    serde_json::from_slice::<serde_json::Value>(&state.stdout)
+        .map(|v| v["status"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|_| "gone".into())
+}
+
+#[test]
+fn a_checkpoint_killed_at_any_moment_leaves_one_live_copy_and_never_a_frozen_one() {
+    let Some((c, _log)) = counter("flt-killck") else {
+        return;
+    };
+    let r = Ctr::new("flt-killck2").unwrap();
+    let mut outcomes = Vec::new();
+    for (round, delay_ms) in (0..300).step_by(15).enumerate() {
+        let img = c.tmp.path().join(format!("img-{round}"));
+        let mut cmd = c.cmd();
+        cmd.args(["checkpoint", "--image-path", img.to_str().unwrap(), &c.id]);
+        let status = kill_after(&c, &mut cmd, delay_ms);
+        match status.as_str() {
+            "running" => {
+                // Not dumped: it counts on, and its half-made images restore nothing.
+                let n = count(&c);
+                wait_until("counting on after a killed checkpoint", || {
+                    count(&c) > n + 1
+                });
+                carry_host_files(&c, &r);
+                let out = r.lcr(&r.restore_args(&img, &[]));
+                assert!(
+                    !out.status.success(),
+                    "{delay_ms} ms: a second live copy was restored from a killed checkpoint"
+                );
+                assert!(!r.state_dir().exists());
+                outcomes.push("running, images refused");
+            }
+            "gone" | "stopped" => {
+                // Dumped: the images are complete and bring it back under its own id.
+                if status == "stopped" {
+                    c.ok(&["delete", "--force", &c.id]);
+                }
+                let log = c.tmp.path().join(format!("r{round}.log"));
+                start_logging_to(&c, &c.restore_args(&img, &[]), &log);
+                let n = count(&c);
+                wait_until("counting after restore", || count(&c) > n + 1);
+                outcomes.push("dumped, restored");
+            }
+            other => panic!("{delay_ms} ms: the container is {other} after a killed checkpoint"),
+        }
+        let _ = std::fs::remove_dir_all(&img);
+    }
+    eprintln!("checkpoint kill sweep: {outcomes:?}");
+}
+
+#[test]
+fn an_export_killed_at_any_moment_never_leaves_the_container_frozen_nor_its_images_for_good() {
+    let Some((c, _log)) = counter("flt-killex") else {
+        return;
+    };
+    let tmp = c.tmp.path().join("tmpdir");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut outcomes = Vec::new();
+    for (round, delay_ms) in (0..400).step_by(25).enumerate() {
+        let archive = c.tmp.path().join(format!("a{round}.tar.zst"));
+        let mut cmd = c.cmd();
+        cmd.env("TMPDIR", &tmp);
+        cmd.args(["checkpoint", "--export", archive.to_str().unwrap(), &c.id]);
+        let status = kill_after(&c, &mut cmd, delay_ms);
+        match status.as_str() {
+            "running" => {
+                assert!(
+                    !archive.exists(),
+                    "{delay_ms} ms: a partial archive is there"
+                );
+                let n = count(&c);
+                wait_until("counting on after a killed export", || count(&c) > n + 1);
+                outcomes.push("running");
+            }
+            "gone" | "stopped" => {
+                // Exported whole (killed while removing the container, it is left stopped):
+                // it comes back from the archive.
+                assert!(archive.exists(), "{delay_ms} ms: {status}, and no archive");
+                if status == "stopped" {
+                    c.ok(&["delete", "--force", &c.id]);
+                }
+                let log = c.tmp.path().join(format!("r{round}.log"));
+                let args = [
+                    "restore",
+                    "-d",
+                    "--bundle",
+                    c.bundle.to_str().unwrap(),
+                    "--import",
+                    archive.to_str().unwrap(),
+                    &c.id,
+                ];
+                start_logging_to(&c, &args, &log);
+                let n = count(&c);
+                wait_until("counting after import", || count(&c) > n + 1);
+                outcomes.push("exported");
+            }
+            other => panic!("{delay_ms} ms: the container is {other} after a killed export"),
+        }
+        let _ = std::fs::remove_file(&archive);
+    }
+    // The next export removes the images killed ones left, and its own.
+    let last = c.tmp.path().join("last.tar.zst");
+    let out = c
+        .cmd()
+        .env("TMPDIR", &tmp)
+        .args([
+            "checkpoint",
+            "--leave-running",
+            "--export",
+            last.to_str().unwrap(),
+            &c.id,
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    eprintln!("export kill sweep: {outcomes:?}");
 }

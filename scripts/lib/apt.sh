@@ -44,7 +44,7 @@ apt_reason() {
 }
 
 # Packages installed from some backports suite (Debian marks their versions ~bpoNN).
-apt_backported() { dpkg-query -W -f='${Package} ${Version}\n' 2>/dev/null | awk '$2 ~ /~bpo/' | head -5 | paste -sd, | sed 's/,/, /g'; }
+apt_backported() { dpkg-query -W -f='${db:Status-Status} ${Package} ${Version}\n' 2>/dev/null | awk '$1 == "installed" && $3 ~ /~bpo/ {print $2, $3}' | head -5 | paste -sd, | sed 's/,/, /g'; }
 
 apt_has_backports() {
   grep -rqsE "^[^#]*\b$APT_BACKPORTS\b" /etc/apt/sources.list /etc/apt/sources.list.d/

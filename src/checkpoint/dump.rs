@@ -129,16 +129,37 @@ fn check_export(o: &CheckpointOpts) -> Result<()> {
 }
 
 /// Thaws the cgroup of a container that was running, if it is frozen (by this checkpoint, or
-/// left so by CRIU), unless disarmed: every return leaves a running container running.
-struct ThawOnDrop<'a>(Option<&'a Cgroup>);
+/// left so by CRIU), unless disarmed: every return leaves a running container running. While
+/// armed, the container's directory carries a marker, so that if this lcr is killed the next
+/// command that locks the container thaws it (see `Container::recover_checkpoint_freeze`).
+struct ThawOnDrop<'a> {
+    cgroup: Option<&'a Cgroup>,
+    marker: PathBuf,
+}
+
+impl<'a> ThawOnDrop<'a> {
+    fn arm(c: &Container, cgroup: Option<&'a Cgroup>) -> Result<Self> {
+        let marker = c.dir().join(container::CHECKPOINT_FREEZE_MARKER);
+        if cgroup.is_some() {
+            container::write_atomic(&marker, std::process::id().to_string().as_bytes())?;
+        }
+        Ok(Self { cgroup, marker })
+    }
+
+    /// The container is gone or meant to stay frozen: nothing to thaw.
+    fn disarm(&mut self) {
+        self.cgroup = None;
+    }
+}
 
 impl Drop for ThawOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(cg) = self.0.filter(|cg| cg.is_frozen()) {
+        if let Some(cg) = self.cgroup.filter(|cg| cg.is_frozen()) {
             if let Err(e) = cg.thaw() {
                 tracing::warn!(error = %e, "could not thaw the container after a failed checkpoint");
             }
         }
+        let _ = std::fs::remove_file(&self.marker);
     }
 }
 
@@ -176,9 +197,14 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
 
     // Files and memory must be captured at the same instant, and an export must be complete
     // before the container goes: it is frozen first (CRIU keeps a frozen cgroup frozen).
-    let hold = o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
+    // A final dump holds it frozen too, CRIU leaving it so, until the record says the images
+    // are complete: only then is it killed. An lcr killed before that leaves it frozen with a
+    // marker (undone by the next command) and the images provisional: never zero live copies,
+    // never two. Pre-dumps and lazy dumps need the tree to run on (or CRIU to serve it).
+    let final_dump = !o.pre_dump && !o.settings.lazy_pages;
+    let hold = final_dump || o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
     let running = status == Status::Running;
-    let mut thaw = ThawOnDrop(running.then_some(&cgroup));
+    let mut thaw = ThawOnDrop::arm(&c, running.then_some(&cgroup))?;
     if hold && running {
         cgroup.freeze()?;
     }
@@ -208,7 +234,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         .pid(pid)
         .root(&c.state.rootfs)
         .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
-        .leave_running(o.leave_running || o.pre_dump || o.export.is_some())
+        .leave_running(o.leave_running || o.pre_dump || hold)
         .tcp_skip_in_flight(o.tcp_skip_in_flight)
         .link_remap(o.link_remap)
         .orphan_pts_master(terminal)
@@ -278,6 +304,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         pre_dump: o.pre_dump,
         parent: o.parent_path.clone(),
         stats: None,
+        provisional: true,
     };
     record.write(&image_dir)?;
     let mut order = Vec::new();
@@ -310,6 +337,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let stats = read_dump(&work_dir);
     record.criu_version = version.to_string();
     record.stats = stats.clone();
+    record.provisional = false;
     record.write(&image_dir)?;
     if let Some((out, pack_opts)) = o.export.take() {
         let (_, out) = crate::image::pack(&image_dir, out, &pack_opts)?;
@@ -317,7 +345,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     }
     if !o.leave_running && !o.pre_dump {
         // Killed while still frozen: it never runs past the checkpoint.
-        thaw.0 = None;
+        thaw.disarm();
         container::delete(c, true)?;
     }
     Ok(CheckpointReport {

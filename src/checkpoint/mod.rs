@@ -4,6 +4,7 @@
 //! a new cgroup with the restore bundle's limits and mount sources.
 
 mod dump;
+mod isolation;
 mod mounts;
 mod record;
 mod restore;

@@ -42,6 +42,11 @@ pub struct Record {
     pub pre_dump: bool,
     pub parent: Option<PathBuf>,
     pub stats: Option<DumpStats>,
+    /// Written before CRIU dumps (a lazy restore reads it while the dump serves pages) and
+    /// cleared once CRIU reported success: a provisional record in a directory means the
+    /// dump never finished, and its container may still be running.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 impl Record {

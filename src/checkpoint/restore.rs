@@ -51,11 +51,19 @@ impl RestoreOpts {
 const CRIU_ROOT: &str = "criu-root";
 
 /// Refuses images this host or this bundle cannot restore, before anything is made.
-fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle) -> Result<()> {
+fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle, lazy: bool) -> Result<()> {
     let bad = |reason: String| Error::Other {
         context: format!("restore from {}", image_dir.display()),
         reason,
     };
+    // A lazy restore starts while its dump still serves pages: the record is provisional then.
+    if r.provisional && !lazy {
+        return Err(bad(format!(
+            "the checkpoint of {:?} never finished ({} is provisional: lcr was stopped during              the dump), so the container may still be running; not restoring a second copy",
+            r.id,
+            super::RECORD_FILE
+        )));
+    }
     if r.pre_dump {
         return Err(bad("this is a pre-dump (memory only): restore the final checkpoint made with --parent-path pointing here".into()));
     }
@@ -70,6 +78,14 @@ fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle) -> Result<()>
     if let Some(what) = contents.missing() {
         return Err(bad(format!("the CRIU images are incomplete: {what}")));
     }
+    let iso = crate::image::isolation::Isolation::from_contents(&contents)
+        .map_err(|why| bad(format!("the CRIU images cannot be read: {why}")))?;
+    super::isolation::check(
+        &iso,
+        &bundle.spec,
+        image_dir,
+        &bundle.dir.join("config.json"),
+    )?;
     for m in r.mounts.iter().filter(|m| m.kind == super::MountKind::Bind) {
         let found = bundle
             .spec
@@ -210,7 +226,7 @@ pub fn restore(
         .ctx(|| format!("image path {}", o.image_path.display()))?;
     let record = Record::read(&image_dir)?;
     let bundle = Bundle::load(&o.bundle)?;
-    check_compatible(&record, &image_dir, &bundle)?;
+    check_compatible(&record, &image_dir, &bundle, o.settings.lazy_pages)?;
     let terminal = crate::spec::has_terminal(&record.config);
     // Connect first, so a bad socket fails before anything is made.
     let console = match (&o.console_socket, terminal) {

@@ -131,10 +131,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let image_path = match (&a.image_path, &a.export) {
         (Some(p), _) => p.clone(),
         (None, Some(_)) => {
-            temp_images = tempfile::Builder::new()
-                .prefix("lcr-export-")
-                .tempdir()
-                .context("temporary image directory")?;
+            temp_images = lcr::fsutil::work_dir("export")?;
             temp_images.path().to_path_buf()
         }
         (None, None) => PathBuf::from("./checkpoint"),

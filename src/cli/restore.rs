@@ -71,10 +71,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
                     d.clone()
                 }
                 None => {
-                    temp_images = tempfile::Builder::new()
-                        .prefix("lcr-import-")
-                        .tempdir()
-                        .context("temporary image directory")?;
+                    temp_images = lcr::fsutil::work_dir("import")?;
                     image::unpack_into(input, temp_images.path(), a.quiet, &precheck)?;
                     temp_images.path().to_path_buf()
                 }

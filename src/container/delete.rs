@@ -56,7 +56,15 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
             tracing::warn!(error = %e, "poststop hook failed");
         }
     }
-    crate::fsutil::remove_tree(c.dir())
+    // Out of the way in one step, then removed: an lcr killed while removing leaves no
+    // half-removed container (a state dir without its state), only a directory whose name
+    // is no container id, which the next create sweeps.
+    let trash = c.dir().with_file_name(super::store::trash_name(c.id()));
+    std::fs::rename(c.dir(), &trash).map_err(|e| Error::Io {
+        context: format!("rename {} to {}", c.dir().display(), trash.display()),
+        source: e,
+    })?;
+    crate::fsutil::remove_tree(&trash)
 }
 
 /// Deletes container `id` only if it is still the one whose init is `pid`, started at

@@ -35,6 +35,8 @@ use crate::{Error, Result};
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const CONFIG_FILE: &str = "config.json";
 pub(crate) const FIFO_FILE: &str = "exec.fifo";
+/// Present while a checkpoint may hold the container frozen (it names that lcr's pid).
+pub(crate) const CHECKPOINT_FREEZE_MARKER: &str = "checkpoint-freeze";
 
 /// A loaded container: locked ([`Container::load`], to change it) or not
 /// ([`Container::read`], to look at it).
@@ -49,7 +51,9 @@ impl Container {
     /// Locks and reads container `id`, for a command that changes it.
     pub fn load(store: &Store, id: &str) -> Result<Self> {
         let lock = store.lock(id)?;
-        Self::read_locked(store, id, Some(lock))
+        let c = Self::read_locked(store, id, Some(lock))?;
+        c.recover_checkpoint_freeze();
+        Ok(c)
     }
 
     /// Reads container `id` without its lock, for commands that only look (state, list, ps,
@@ -57,7 +61,41 @@ impl Container {
     /// replaced atomically, so what is read is one whole version of it.
     pub fn read(store: &Store, id: &str) -> Result<Self> {
         validate_id(id)?;
-        Self::read_locked(store, id, None)
+        let c = Self::read_locked(store, id, None)?;
+        // A checkpoint's freeze left behind is undone here too when nobody holds the lock.
+        if c.dir.join(CHECKPOINT_FREEZE_MARKER).exists() {
+            if let Ok(lock) = store.try_lock(id) {
+                let locked = Self::read_locked(store, id, Some(lock))?;
+                locked.recover_checkpoint_freeze();
+                return Ok(locked);
+            }
+        }
+        Ok(c)
+    }
+
+    /// A checkpoint freezes the container while it holds the lock and leaves a marker; a
+    /// marker seen by whoever holds the lock now was left by an lcr that was killed: its
+    /// freeze (not a user's `pause`, which leaves none) is undone.
+    fn recover_checkpoint_freeze(&self) {
+        let marker = self.dir.join(CHECKPOINT_FREEZE_MARKER);
+        if !marker.exists() {
+            return;
+        }
+        if let Ok(cg) = self.cgroup() {
+            if cg.exists() && cg.is_frozen() {
+                match cg.thaw() {
+                    Ok(()) => tracing::warn!(
+                        id = %self.state.id,
+                        "thawed: a checkpoint that was interrupted had left it frozen"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not thaw after an interrupted checkpoint");
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(marker);
     }
 
     fn read_locked(store: &Store, id: &str, lock: Option<Lock>) -> Result<Self> {

@@ -61,6 +61,14 @@ pub fn lock_wait() -> Duration {
         .unwrap_or(Duration::from_secs(60))
 }
 
+const TRASH_MARK: &str = " deleting ";
+
+/// The name a container's directory is renamed to while it is removed: `<id> deleting <pid>`
+/// (a space: never a container id, so never listed or loaded).
+pub(crate) fn trash_name(id: &str) -> String {
+    format!("{id}{TRASH_MARK}{}", std::process::id())
+}
+
 /// Whether the open `file` is still the file at `path`.
 fn same_file(file: &fs::File, path: &Path) -> bool {
     match (file.metadata(), fs::metadata(path)) {
@@ -85,6 +93,7 @@ impl Store {
     /// Makes the directory of a new container and locks it; fails if the id is taken.
     pub fn create(&self, id: &str) -> Result<(PathBuf, Lock)> {
         validate_id(id)?;
+        self.sweep_trash();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o711)
@@ -167,6 +176,37 @@ impl Store {
             if !dir.exists() {
                 return Err(Error::NotFound(id.to_string()));
             }
+        }
+    }
+
+    /// Removes what deletes killed midway left (see [`trash_name`]), once their lcr is gone.
+    fn sweep_trash(&self) {
+        for e in fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.rsplit_once(TRASH_MARK).map(|(_, pid)| pid.to_string()) else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = crate::fsutil::remove_tree(&e.path());
+            }
+        }
+    }
+
+    /// Locks container `id` if nobody holds its lock now; never waits.
+    pub fn try_lock(&self, id: &str) -> Result<Lock> {
+        let path = self.dir(id).join("lock");
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|_| Error::NotFound(id.to_string()))?;
+        let held = Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|_| Error::Busy {
+            id: id.to_string(),
+            waited: Duration::ZERO,
+        })?;
+        if same_file(&held, &path) {
+            Ok(Lock(held))
+        } else {
+            Err(Error::NotFound(id.to_string()))
         }
     }
 

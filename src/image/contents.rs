@@ -40,9 +40,9 @@ pub struct Process {
 
 /// CRIU's task states (criu/include/pid.h, compel's task-state.h); a zombie is dumped as
 /// TASK_DEAD. Zombies and helpers have no memory.
-const TASK_ALIVE: u64 = 0x01;
+pub(super) const TASK_ALIVE: u64 = 0x01;
 const TASK_DEAD: u64 = 0x02;
-const TASK_STOPPED: u64 = 0x03;
+pub(super) const TASK_STOPPED: u64 = 0x03;
 const TASK_ZOMBIE: u64 = 0x06;
 const TASK_HELPER: u64 = 0x80;
 
@@ -178,7 +178,7 @@ impl Contents {
         self.small.get(RECORD_FILE).map(Vec::as_slice)
     }
 
-    fn image(&self, name: &str) -> Option<Vec<Fields>> {
+    pub(super) fn image(&self, name: &str) -> Option<Vec<Fields>> {
         let img = self.small.get(name)?;
         messages(img)?.into_iter().map(Fields::parse).collect()
     }
@@ -252,13 +252,19 @@ impl Contents {
             .collect()
     }
 
-    /// The id of a process's file table: in ids-PID.img (CRIU 4), or in its core image.
-    fn files_id(&self, pid: u32) -> Option<u64> {
+    /// A process's kernel-object and namespace ids (task_kobj_ids_entry): in ids-PID.img
+    /// (CRIU 4), or in its core image.
+    pub(super) fn task_ids(&self, pid: u32) -> Option<Fields> {
         if let Some(ids) = self.image(&format!("ids-{pid}.img")) {
-            return ids.first().map(|i| i.u64(2));
+            return ids.into_iter().next();
         }
         let core = self.image(&format!("core-{pid}.img"))?;
-        core.first()?.message(4).map(|ids| ids.u64(2))
+        core.into_iter().next()?.message(4)
+    }
+
+    /// The id of a process's file table.
+    fn files_id(&self, pid: u32) -> Option<u64> {
+        self.task_ids(pid).map(|ids| ids.u64(2))
     }
 
     /// The first file a restore needs that is missing or unreadable, if any.

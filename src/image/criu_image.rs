@@ -8,6 +8,8 @@ use protobuf::CodedInputStream;
 /// Every image starts with this (CRIU's "common" images) or the service magic (stats).
 const IMG_COMMON_MAGIC: u32 = 0x5456_4319;
 const IMG_SERVICE_MAGIC: u32 = 0x5510_5940;
+/// inventory.img has its own magic alone (criu/include/magic.h: INVENTORY_MAGIC).
+const INVENTORY_MAGIC: u32 = 0x5831_3116;
 
 /// The messages of an image, or `None` when it is not one (bad magic or a cut-off entry).
 pub fn messages(img: &[u8]) -> Option<Vec<&[u8]>> {
@@ -16,6 +18,7 @@ pub fn messages(img: &[u8]) -> Option<Vec<&[u8]>> {
     };
     let mut at = match word(0)? {
         IMG_COMMON_MAGIC | IMG_SERVICE_MAGIC => 8,
+        INVENTORY_MAGIC => 4,
         _ => return None,
     };
     let mut out = Vec::new();
@@ -34,6 +37,7 @@ pub enum Field {
 }
 
 /// The varint and length-delimited fields of a message, in order (fixed-size ones skipped).
+#[derive(Clone)]
 pub struct Fields(Vec<(u32, Field)>);
 
 impl Fields {
@@ -120,6 +124,14 @@ pub mod build {
             img.extend((m.len() as u32).to_le_bytes());
             img.extend(m);
         }
+        img
+    }
+
+    /// inventory.img: its own magic only, then the message.
+    pub fn inventory(msg: &[u8]) -> Vec<u8> {
+        let mut img = 0x5831_3116u32.to_le_bytes().to_vec();
+        img.extend((msg.len() as u32).to_le_bytes());
+        img.extend(msg);
         img
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::contents::{connections, Connection, Contents, Process};
 use super::error::{ImageError, Result};
+use super::isolation::Isolation;
 use super::layout;
 use super::manifest::{Manifest, Origin, Summary};
 use super::read::Input;
@@ -25,6 +26,10 @@ pub struct Inspection {
     pub manifest: bool,
     pub processes: Vec<Process>,
     pub connections: Vec<Connection>,
+    /// Namespaces, credentials and seccomp as the CRIU images say (what a restore brings
+    /// back), beside the manifest's summary, which the archive's author wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
 }
 
 impl Inspection {
@@ -39,6 +44,7 @@ impl Inspection {
             manifest,
             connections: connections(&processes),
             processes,
+            isolation: Isolation::from_contents(contents).ok(),
         }
     }
 }
@@ -94,6 +100,14 @@ fn size(bytes: u64) -> String {
     format!("{v:.1} {unit}")
 }
 
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
 /// The human-readable form.
 pub fn render(i: &Inspection) -> String {
     let c = &i.container;
@@ -118,7 +132,43 @@ pub fn render(i: &Inspection) -> String {
             i.origin.page_size
         ),
     );
-    line("Namespaces", c.namespaces.join(", "));
+    match &i.isolation {
+        Some(iso) => {
+            line(
+                "Namespaces",
+                format!(
+                    "own: {}; the dumping host's: {} (from the images)",
+                    list_or_none(&iso.own_namespaces),
+                    list_or_none(&iso.host_namespaces)
+                ),
+            );
+            if let Some(t) = iso.threads.first() {
+                line(
+                    "Credentials",
+                    format!(
+                        "pid {}: uid {} gid {}, effective capabilities: {}, seccomp {}, no_new_privs {}",
+                        t.pid,
+                        t.uids[1],
+                        t.gids[1],
+                        list_or_none(&crate::security::capability_names(t.effective)),
+                        match t.seccomp_mode {
+                            0 => "none",
+                            1 => "strict",
+                            _ => "filter",
+                        },
+                        if t.no_new_privs { "on" } else { "off" }
+                    ),
+                );
+            }
+        }
+        None => line(
+            "Namespaces",
+            format!(
+                "{} (as the manifest says; the images are unreadable)",
+                c.namespaces.join(", ")
+            ),
+        ),
+    }
     line("Cgroup", c.cgroup_path.clone());
     if let Some(l) = &c.limits {
         line("Limits", serde_json::to_string(l).unwrap_or_default());

@@ -9,6 +9,7 @@ mod digest;
 mod error;
 mod inspect;
 pub mod interrupt;
+pub mod isolation;
 pub mod layout;
 mod manifest;
 mod mapped;

@@ -22,6 +22,24 @@ fn to_set(names: Option<&HashSet<oci_spec::runtime::Capability>>) -> CapsHashSet
     out
 }
 
+/// A capability set as a bit mask (bit N = capability N), as the kernel and CRIU keep it.
+pub fn mask(names: Option<&HashSet<oci_spec::runtime::Capability>>) -> u64 {
+    to_set(names).iter().fold(0, |m, c| m | (1u64 << c.index()))
+}
+
+/// The names of the capabilities in a bit mask (`CAP_…`, or `cap N` for unknown ones).
+pub fn names(mask: u64) -> Vec<String> {
+    (0..64)
+        .filter(|i| mask & (1 << i) != 0)
+        .map(|i| {
+            ::caps::all()
+                .into_iter()
+                .find(|c| u32::from(c.index()) == i)
+                .map_or(format!("cap {i}"), |c| c.to_string())
+        })
+        .collect()
+}
+
 fn err(what: &str, e: ::caps::errors::CapsError) -> Error {
     Error::Other {
         context: format!("capabilities: {what}"),

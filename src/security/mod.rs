@@ -5,7 +5,9 @@ mod rlimits;
 mod seccomp;
 mod user;
 
-pub use self::caps::{apply_capabilities, drop_bounding};
+pub use self::caps::{
+    apply_capabilities, drop_bounding, mask as capability_mask, names as capability_names,
+};
 pub use rlimits::apply_rlimits;
 pub use seccomp::{build_filter, load_filter};
 pub use user::{apply_user, set_no_new_privs};

@@ -29,6 +29,17 @@ pub fn criu_ready() -> bool {
     ok
 }
 
+/// A bundle for the counter, not started (CRIU checked, /host bound).
+pub fn counter_bundle(name: &str) -> Option<Ctr> {
+    let c = Ctr::new(name)?;
+    if !criu_ready() {
+        return None;
+    }
+    c.host_dir();
+    c.args(COUNTER);
+    Some(c)
+}
+
 /// A container ready to be checkpointed, and its log file.
 pub fn counter(name: &str) -> Option<(Ctr, PathBuf)> {
     counter_after(name, "")
