@@ -86,6 +86,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// lcr stopped CRIU: it ran past its time or its log past its cap.
+    #[error("restore from {image}: {reason}")]
+    CriuStopped { image: PathBuf, reason: String },
+
     /// A tree lcr was removing holds another mount: it is left in place, not walked into.
     #[error("not removing {dir}: {mount} is a mount point inside it (left in place)")]
     MountInside { dir: PathBuf, mount: PathBuf },

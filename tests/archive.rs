@@ -199,13 +199,43 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
     let r = Ctr::new("ar-diff2").unwrap();
     let host2 = r.host_dir();
     assert!(std::fs::read_dir(&host2).unwrap().next().is_none());
+    // A restore that fails after the changes were applied (here: no CRIU) undoes them.
+    let root = r.bundle.join("rootfs");
+    let passwd = read(root.join("etc/passwd"));
+    let unpacked = r.tmp.path().join("unpacked-first");
+    r.ok(&[
+        "image",
+        "unpack",
+        "-q",
+        archive.to_str().unwrap(),
+        unpacked.to_str().unwrap(),
+    ]);
+    let out = r.lcr(&r.restore_args(&unpacked, &["--criu", "/nonexistent/criu"]));
+    assert!(
+        stderr(&out).contains("/nonexistent/criu"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out.status.success(), "restored without CRIU");
+    assert_eq!(read(root.join("etc/passwd")), passwd, "{}", stderr(&out));
+    assert!(
+        root.join("etc/group").exists(),
+        "a deletion was left applied"
+    );
+    assert!(!root.join("etc/added").exists(), "an added file was left");
+    assert!(!root.join("data").exists());
+    let strays: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".lcr"))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
     let log2 = r.tmp.path().join("app2.log");
     let mut args = import_args(&r, &archive);
     args.insert(2, "--with-volumes");
     start_logging_to(&r, &args, &log2);
     wait_until("counting after import", || count(&r) > at_dump + 3);
     assert_eq!(lines(&log2)[0].0, at_dump + 1);
-    let root = r.bundle.join("rootfs");
     assert_eq!(read(root.join("etc/added")), "new\n");
     assert!(read(root.join("etc/passwd")).ends_with("changed\n"));
     assert!(

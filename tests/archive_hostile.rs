@@ -42,9 +42,17 @@ fn special(name: &str, kind: u8, link: &str) -> Raw {
     }
 }
 
+/// A numeric header field: octal, or GNU's base-256 (high bit set) when it does not fit.
 fn octal(field: &mut [u8], v: u64) {
     let s = format!("{:0width$o}", v, width = field.len() - 1);
-    field[..s.len()].copy_from_slice(s.as_bytes());
+    if s.len() < field.len() {
+        field[..s.len()].copy_from_slice(s.as_bytes());
+        return;
+    }
+    field.fill(0);
+    let n = field.len();
+    field[n - 8..].copy_from_slice(&v.to_be_bytes());
+    field[0] = 0x80;
 }
 
 fn header(r: &Raw) -> [u8; 512] {
@@ -322,6 +330,37 @@ fn truncated_archives_and_decompression_bombs_are_refused() {
     let bomb = enc.finish().unwrap();
     assert!(bomb.len() < 1 << 20, "the bomb is small: {}", bomb.len());
     c.refused("bomb", &bomb, "decompression bomb");
+
+    // A small archive whose manifest declares 1 TiB: refused before any data is read, by
+    // the cap (64 GiB by default); with a higher cap, by the free space at the target.
+    let huge = 1u64 << 40;
+    let mut m = manifest(&[("checkpoint/a.img", GOOD)], |m| {
+        m["entries"][0]["size"] = json!(huge);
+    });
+    m.size = None;
+    let mut big = tar_bytes(&[m]);
+    big.truncate(big.len() - 1024);
+    let mut entry = file("checkpoint/a.img", b"");
+    entry.size = Some(huge);
+    big.extend_from_slice(&header(&entry));
+    big.extend_from_slice(&[0u8; 1 << 16]);
+    c.refused("declares 1 TiB", &big, "more than the 68719476736 allowed");
+    let archive = c.dir.path().join("huge.tar");
+    std::fs::write(&archive, &big).unwrap();
+    let target = c.dir.path().join("target");
+    let out = output_via_files(Command::new(lcr_bin()).args([
+        "image",
+        "unpack",
+        "-q",
+        "--max-size",
+        "2T",
+        archive.to_str().unwrap(),
+        target.to_str().unwrap(),
+    ]));
+    assert!(!out.status.success(), "1 TiB unpacked");
+    assert!(stderr(&out).contains("are free there"), "{}", stderr(&out));
+    assert!(!target.exists());
+    std::fs::remove_file(&archive).unwrap();
 
     c.refused("empty", b"", "empty input");
     c.refused("gzip", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0], "gzip-compressed");

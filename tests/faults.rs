@@ -599,3 +599,201 @@ fn an_export_killed_at_any_moment_never_leaves_the_container_frozen_nor_its_imag
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
     eprintln!("export kill sweep: {outcomes:?}");
 }
+
+/// Waits up to `secs` for `child`; kills it and says `None` if it is still running then.
+fn exit_within(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_uid_map_the_kernel_refuses_fails_create_at_once_and_leaves_nothing() {
+    let Some(c) = Ctr::new("flt-uidmap") else {
+        return;
+    };
+    c.args("true");
+    let overlapping = json!([
+        {"containerID": 0, "hostID": 100000, "size": 1000},
+        {"containerID": 500, "hostID": 200000, "size": 1000}
+    ]);
+    let too_big = json!([{"containerID": 0, "hostID": 100000, "size": 4294967295u64}]);
+    for (what, maps) in [("overlapping", overlapping), ("size 2^32-1", too_big)] {
+        c.edit(|v| {
+            let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+            if !ns.iter().any(|n| n["type"] == "user") {
+                ns.push(json!({"type": "user"}));
+            }
+            v["linux"]["uidMappings"] = maps.clone();
+            v["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        });
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let mut child = c
+            .cmd()
+            .args(["create", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+            .stdout(Stdio::null())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let Some(status) = exit_within(&mut child, 10) else {
+            let _ = c.lcr(&["delete", "--force", &c.id]);
+            panic!("{what}: lcr create hangs on a uid map the kernel refuses");
+        };
+        let text = read(err.path());
+        assert_eq!(status.code(), Some(1), "{what}: {text}");
+        assert!(text.contains("linux.uidMappings"), "{what}: {text}");
+        assert!(!c.state_dir().exists(), "{what}: state left");
+        assert!(!cgroup_exists(&c.cgroup), "{what}: cgroup left");
+    }
+}
+
+/// The varint fields of one protobuf message (pstree entries hold nothing else).
+fn varint_fields(mut b: &[u8]) -> Vec<(u64, u64)> {
+    let mut read = || {
+        let (mut v, mut shift) = (0u64, 0);
+        while let Some((&byte, rest)) = b.split_first() {
+            b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let mut out = Vec::new();
+    while let (Some(tag), Some(v)) = (read(), read()) {
+        assert_eq!(tag & 7, 0, "a pstree entry holds varints only");
+        out.push((tag >> 3, v));
+    }
+    out
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Rewrites pstree.img so that its second process is its own parent: a loop CRIU waits on
+/// for ever.
+fn make_ppid_loop(img: &Path) {
+    let data = std::fs::read(img.join("pstree.img")).unwrap();
+    let (head, mut rest) = data.split_at(8);
+    let mut msgs = Vec::new();
+    while rest.len() >= 4 {
+        let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        msgs.push(varint_fields(&rest[4..4 + n]));
+        rest = &rest[4 + n..];
+    }
+    assert!(msgs.len() >= 2, "two processes to loop: {msgs:?}");
+    let child = msgs[1].iter().find(|(k, _)| *k == 1).unwrap().1;
+    for f in msgs[1].iter_mut().filter(|(k, _)| *k == 2) {
+        f.1 = child;
+    }
+    let mut out = head.to_vec();
+    for m in msgs {
+        let mut body = Vec::new();
+        for (k, v) in m {
+            put_varint(k << 3, &mut body);
+            put_varint(v, &mut body);
+        }
+        out.extend((body.len() as u32).to_le_bytes());
+        out.extend(body);
+    }
+    std::fs::write(img.join("pstree.img"), out).unwrap();
+}
+
+#[test]
+fn images_crafted_to_hang_criu_end_in_an_error_within_the_timeout() {
+    let Some(c) = counter_bundle("flt-hang") else {
+        return;
+    };
+    c.args("sleep 1000 & wait");
+    let log = c.tmp.path().join("app.log");
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &log,
+    );
+    wait_until("the child", || c.ok(&["ps", &c.id]).lines().count() > 2);
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &[]));
+    make_ppid_loop(&img);
+    let r = Ctr::new("flt-hang2").unwrap();
+    carry_host_files(&c, &r);
+    let out = std::fs::File::create(r.tmp.path().join("r.log")).unwrap();
+    let mut child = r
+        .cmd()
+        .args(r.restore_args(&img, &["--timeout", "3"]))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let Some(status) = exit_within(&mut child, 30) else {
+        panic!("restore of a looping process tree hangs past its timeout");
+    };
+    let text = read(r.tmp.path().join("r.log"));
+    assert!(!status.success(), "restored a looping tree: {text}");
+    assert!(text.contains("did not finish within 3 s"), "{text}");
+    criu_gone();
+    assert!(!r.state_dir().exists(), "state left");
+    assert!(!cgroup_exists(&r.cgroup), "cgroup left");
+}
+
+#[test]
+fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
+    let Some((c, _log)) = counter("flt-cutpages") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    let pages = std::fs::read_dir(&img)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("pages-")
+        })
+        .unwrap();
+    let len = std::fs::metadata(&pages).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pages)
+        .unwrap();
+    f.set_len(len / 2).unwrap();
+    let r = Ctr::new("flt-cutpages2").unwrap();
+    carry_host_files(&c, &r);
+    let started = std::time::Instant::now();
+    let out = r.lcr(&r.restore_args(&img, &["--timeout", "60"]));
+    let err = stderr(&out);
+    assert!(!out.status.success(), "restored from half the pages");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took the whole timeout: {err}"
+    );
+    criu_gone();
+    assert!(!r.state_dir().exists(), "state left");
+    assert!(!cgroup_exists(&r.cgroup), "cgroup left");
+    let logs: u64 = std::fs::read_dir(&img)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(logs <= 16 << 20, "CRIU's log left at {logs} bytes: {err}");
+    eprintln!("cut pages: {err}");
+}

@@ -244,7 +244,12 @@ impl Cgroup {
 
     /// Processes in the cgroup (thread-group ids).
     pub fn pids(&self) -> Vec<i32> {
-        read_pids(&self.procs_dir().join("cgroup.procs"))
+        read_pids(&self.procs_file())
+    }
+
+    /// The file that lists the cgroup's processes.
+    pub fn procs_file(&self) -> PathBuf {
+        self.procs_dir().join("cgroup.procs")
     }
 
     pub fn stats(&self) -> Stats {

@@ -12,6 +12,7 @@ mod settings;
 mod stats;
 mod stdio;
 mod volumes;
+mod watchdog;
 
 pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
 pub use mounts::{ExternalMount, MountKind};

@@ -32,6 +32,8 @@ pub struct RestoreOpts {
     pub origin: Option<PathBuf>,
     /// Write the bind-mount contents the checkpoint holds into the bundle's sources.
     pub with_volumes: bool,
+    /// How long CRIU may take (zero: no limit); its log is capped too (see `watchdog`).
+    pub timeout: std::time::Duration,
 }
 
 impl RestoreOpts {
@@ -44,11 +46,15 @@ impl RestoreOpts {
             console_socket: None,
             origin: None,
             with_volumes: false,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
 
 const CRIU_ROOT: &str = "criu-root";
+
+/// The default [`RestoreOpts::timeout`].
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Refuses images this host or this bundle cannot restore, before anything is made.
 fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle, lazy: bool) -> Result<()> {
@@ -253,8 +259,10 @@ pub fn restore(
     if let Some(b) = &baseline {
         b.save(&dir)?;
     }
-    if let Some((changed, deleted)) = crate::rootfs::diff::apply(&image_dir, &bundle.rootfs)? {
-        tracing::info!(changed, deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
+    // Undone if the restore fails (dropped before the rollback: declared after it).
+    let diff = crate::rootfs::diff::apply(&image_dir, &bundle.rootfs)?;
+    if let Some(d) = &diff {
+        tracing::info!(changed = d.changed, deleted = d.deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
     }
     let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     let origin = o.origin.clone().unwrap_or_else(|| image_dir.clone());
@@ -364,16 +372,37 @@ pub fn restore(
         &version,
     )?;
     // CRIU restores into cg_root from inside the new cgroup, as runc does.
-    if let Some(p) = session.pid() {
-        cgroup.add(p as i32)?;
-    }
+    let watchdog = match session.pid() {
+        Some(p) => {
+            cgroup.add(p as i32)?;
+            Some(super::watchdog::Watchdog::start(
+                p,
+                cgroup.procs_file(),
+                work_dir.join("restore.log"),
+                o.timeout,
+                super::watchdog::MAX_LOG,
+            ))
+        }
+        None => None,
+    };
     let resp = session.call(RequestKind::Restore, Some(&opts), false, &mut handler);
+    let tripped = watchdog.and_then(|w| w.finish());
     session.finish();
     drop(opts);
     drop(criu_root);
-    let resp = match resp {
-        Ok(r) => r,
-        Err(e) => {
+    let resp = match (resp, tripped) {
+        (Ok(r), None) => r,
+        (_, Some(why)) => {
+            rb.pid = seen_pid;
+            if let super::watchdog::Tripped::LogTooLarge { path, .. } = &why {
+                let _ = super::watchdog::trim_log(path, super::watchdog::KEPT_LOG);
+            }
+            return Err(Error::CriuStopped {
+                image: image_dir.clone(),
+                reason: why.to_string(),
+            });
+        }
+        (Err(e), None) => {
             rb.pid = seen_pid;
             return Err(explain_stdio_size(e, &record));
         }
@@ -389,6 +418,9 @@ pub fn restore(
         crate::container::write_pid_file(p, pid)?;
     }
     rb.disarm();
+    if let Some(d) = diff {
+        d.keep();
+    }
     drop(lock);
     let c = Container::load(store, id)?;
     if let Err(e) = hooks::run(

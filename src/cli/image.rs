@@ -28,6 +28,9 @@ enum Command {
         dir: PathBuf,
         #[arg(short, long)]
         quiet: bool,
+        /// Refuse an archive whose manifest declares more than this (K, M, G, T suffixes).
+        #[arg(long, value_parser = super::parse_size, default_value = "64G")]
+        max_size: u64,
     },
     /// Show what a checkpoint (archive or image directory) holds.
     Inspect {
@@ -40,6 +43,9 @@ enum Command {
         path: PathBuf,
         #[arg(short, long)]
         quiet: bool,
+        /// Refuse an archive whose manifest declares more than this (K, M, G, T suffixes).
+        #[arg(long, value_parser = super::parse_size, default_value = "64G")]
+        max_size: u64,
     },
 }
 
@@ -68,9 +74,15 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
                 );
             }
         }
-        Command::Unpack { file, dir, quiet } => {
+        Command::Unpack {
+            file,
+            dir,
+            quiet,
+            max_size,
+        } => {
             let _signals = image::interrupt::Guard::install();
-            let m = image::unpack(Input::open(&file)?, &dir, quiet, &|_| Ok(()))?;
+            let input = Input::open(&file)?.max_total(max_size);
+            let m = image::unpack(input, &dir, quiet, &|_| Ok(()))?;
             if !quiet {
                 eprintln!(
                     "unpacked {} files ({} bytes), checksums verified, into {}",
@@ -88,8 +100,12 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
                 print!("{}", image::render(&i));
             }
         }
-        Command::Verify { path, quiet } => {
-            let v = image::verify(&path, quiet)?;
+        Command::Verify {
+            path,
+            quiet,
+            max_size,
+        } => {
+            let v = image::verify(&path, quiet, max_size)?;
             if v.checksums {
                 println!(
                     "{}: OK: {} files, {} bytes, sizes and SHA-256 match the manifest, CRIU's files are complete",

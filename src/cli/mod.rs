@@ -138,3 +138,38 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(v)?);
     Ok(())
 }
+
+/// A size in bytes, with an optional K, M, G or T suffix (powers of 1024): `64G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{s:?}: the suffix must be K, M, G or T")),
+            };
+            (&s.trim()[..i], shift)
+        }
+        _ => (s.trim(), 0),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: not a size (a number of bytes, or e.g. 64G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(super::parse_size("123").unwrap(), 123);
+        assert_eq!(super::parse_size("64G").unwrap(), 64 << 30);
+        assert_eq!(super::parse_size("2k").unwrap(), 2048);
+        assert!(super::parse_size("1X").is_err());
+        assert!(super::parse_size("G").is_err());
+        assert!(super::parse_size("99999999999T").is_err());
+    }
+}

@@ -26,6 +26,9 @@ pub struct Args {
     /// No progress display.
     #[arg(short, long)]
     quiet: bool,
+    /// With --import: refuse an archive whose manifest declares more than this (K, M, G, T).
+    #[arg(long, value_parser = super::parse_size, default_value = "64G")]
+    max_size: u64,
     #[command(flatten)]
     criu: CriuFlags,
     /// Return once restored instead of waiting.
@@ -44,6 +47,9 @@ pub struct Args {
     no_subreaper: bool,
     #[arg(long)]
     print_stats: bool,
+    /// Seconds CRIU may take to restore before it is stopped (0: no limit).
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
     /// Write the bind-mount contents an archive holds (`checkpoint --with-volumes`) into this
     /// bundle's bind sources; never into a bind mounted read-only.
     #[arg(long)]
@@ -58,7 +64,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let image_path = match (&a.import, &a.image_path) {
         (Some(file), dir) => {
             let _signals = interrupt::Guard::install();
-            let input = Input::open(file)?;
+            let input = Input::open(file)?.max_total(a.max_size);
             // Refused from the manifest, before gigabytes are unpacked for nothing.
             let criu = a.criu.settings()?.criu;
             let source = file.display().to_string();
@@ -88,6 +94,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let mut o = RestoreOpts::new(&a.bundle, &image_path);
     o.origin = a.import.clone();
     o.with_volumes = a.with_volumes;
+    o.timeout = std::time::Duration::from_secs(a.timeout);
     o.settings = a.criu.settings()?;
     o.pid_file = a.pid_file.clone();
     o.console_socket = a.console_socket.clone();

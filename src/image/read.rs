@@ -32,7 +32,13 @@ pub enum Flow {
 pub struct Input {
     pub label: String,
     pub reader: Box<dyn BufRead + Send>,
+    /// The most the archive may declare (its manifest's total): the manifest is the author's
+    /// word, so it is bounded here, not only by itself.
+    pub max_total: u64,
 }
+
+/// The default [`Input::max_total`]: 64 GiB.
+pub const DEFAULT_MAX_TOTAL: u64 = 64 << 30;
 
 impl Input {
     pub fn open(path: &Path) -> Result<Self> {
@@ -47,6 +53,7 @@ impl Input {
             return Ok(Self {
                 label: "standard input".into(),
                 reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+                max_total: DEFAULT_MAX_TOTAL,
             });
         }
         let f = std::fs::File::open(path).map_err(ImageError::io(path, "open archive"))?;
@@ -59,7 +66,14 @@ impl Input {
         Ok(Self {
             label: path.display().to_string(),
             reader: Box::new(BufReader::with_capacity(1 << 20, f)),
+            max_total: DEFAULT_MAX_TOTAL,
         })
+    }
+
+    /// Sets the most the archive may declare.
+    pub fn max_total(mut self, bytes: u64) -> Self {
+        self.max_total = bytes;
+        self
     }
 }
 
@@ -114,6 +128,7 @@ pub fn read_archive(
     mut on_entry: impl FnMut(&Entry, &mut dyn Read) -> Result<Flow>,
 ) -> Result<Manifest> {
     let label = input.label.clone();
+    let max_total = input.max_total;
     let broken = |reason: String| ImageError::Broken {
         archive: label.clone(),
         reason,
@@ -178,6 +193,13 @@ pub fn read_archive(
     let m: Manifest =
         serde_json::from_slice(&text).map_err(|e| broken(format!("{}: {e}", layout::MANIFEST)))?;
     m.check().map_err(&broken)?;
+    if m.total_size() > max_total {
+        return Err(broken(format!(
+            "its manifest declares {} bytes, more than the {} allowed (--max-size)",
+            m.total_size(),
+            max_total
+        )));
+    }
     budget.limit.set(
         budget.read.get()
             + m.total_size()

@@ -65,6 +65,7 @@ pub fn unpack_into(input: Input, dir: &Path, quiet: bool, precheck: Precheck) ->
                 archive: archive.clone(),
                 reason,
             })?;
+            check_free_space(dir, m.total_size())?;
             let text = serde_json::to_vec_pretty(m).unwrap_or_default();
             write_new(&dir.join(layout::MANIFEST), &text)
         },
@@ -91,6 +92,26 @@ pub fn unpack_into(input: Input, dir: &Path, quiet: bool, precheck: Precheck) ->
         },
     )?;
     Ok(manifest)
+}
+
+/// Refuses to start writing what would not fit: the declared total against the space free
+/// where it goes (a disk filled by an import is a failure of its own, far from the cause).
+fn check_free_space(dir: &Path, declared: u64) -> Result<()> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| ImageError::Io {
+        path: dir.to_path_buf(),
+        context: "statvfs".into(),
+        source: e.into(),
+    })?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    if declared > free {
+        return Err(ImageError::Broken {
+            archive: dir.display().to_string(),
+            reason: format!(
+                "the archive declares {declared} bytes and only {free} are free there: not unpacking"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn create_new(path: &Path) -> Result<std::fs::File> {

@@ -20,11 +20,12 @@ pub struct Verified {
 }
 
 /// Verifies an archive (`-` for standard input) or an image directory.
-pub fn verify(path: &Path, quiet: bool) -> Result<Verified> {
+/// `max_total` bounds what the archive may declare (see [`Input::max_total`]).
+pub fn verify(path: &Path, quiet: bool, max_total: u64) -> Result<Verified> {
     if path.is_dir() {
         return verify_dir(path);
     }
-    let input = Input::open(path)?;
+    let input = Input::open(path)?.max_total(max_total);
     let label = input.label.clone();
     let (m, contents) = Contents::from_archive(input, quiet, false)?;
     check_contents(&label, &contents)?;

@@ -34,9 +34,20 @@ pub fn spawn(
         }
         ForkResult::Parent { child: stage } => {
             drop(child_ch);
-            let r = handshake(&parent_ch, stage.as_raw(), on_stage_ready);
-            drop_stage(stage);
-            r.map(|pid| Spawned { pid, ch: parent_ch })
+            match handshake(&parent_ch, stage.as_raw(), on_stage_ready) {
+                Ok(pid) => {
+                    drop_stage(stage);
+                    Ok(Spawned { pid, ch: parent_ch })
+                }
+                Err(e) => {
+                    // Stage one may be waiting for a word from us (a refused id map): it is
+                    // ours and not yet reaped, so the pid is still its own to kill.
+                    drop(parent_ch);
+                    let _ = nix::sys::signal::kill(stage, nix::sys::signal::Signal::SIGKILL);
+                    drop_stage(stage);
+                    Err(e)
+                }
+            }
         }
     }
 }
@@ -133,13 +144,20 @@ pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping])
             .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
             .collect::<String>()
     };
-    if !uids.is_empty() {
-        std::fs::write(format!("/proc/{pid}/uid_map"), fmt(uids))
-            .ctx(|| format!("write uid_map {:?}", fmt(uids)))?;
-    }
-    if !gids.is_empty() {
-        std::fs::write(format!("/proc/{pid}/gid_map"), fmt(gids))
-            .ctx(|| format!("write gid_map {:?}", fmt(gids)))?;
+    for (field, file, maps) in [
+        ("linux.uidMappings", "uid_map", uids),
+        ("linux.gidMappings", "gid_map", gids),
+    ] {
+        if maps.is_empty() {
+            continue;
+        }
+        std::fs::write(format!("/proc/{pid}/{file}"), fmt(maps)).ctx(|| {
+            format!(
+                "{field} ({} entries): the kernel refused them (overlapping ranges, a size \
+                 beyond 2^32-1, more than 340 lines or a host id outside the caller's)",
+                maps.len()
+            )
+        })?;
     }
     Ok(())
 }

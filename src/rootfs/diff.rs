@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -170,9 +170,68 @@ pub fn save(rootfs: &Path, base: &Baseline, image_dir: &Path) -> Result<Diff> {
     Ok(d)
 }
 
-/// Applies a checkpoint's rootfs changes (if it has any) to `rootfs`: deletions first, then
-/// the changed files. Returns (changed, deleted) counts.
-pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<(usize, usize)>> {
+/// A checkpoint's rootfs changes applied to a rootfs, undone when dropped unless kept: a
+/// restore that fails afterwards leaves the rootfs as it found it.
+///
+/// Everything is checked before the rootfs is touched: the deletions' paths, and the diff
+/// extracted whole into a staging directory (refusing device nodes, links out, …). Only then
+/// are paths moved: what is replaced or deleted goes into an undo directory, the staged
+/// files into place. Both directories live inside the rootfs (same file system, so every
+/// move is a rename) and are gone once the restore is kept or undone.
+pub struct Applied {
+    root: PathBuf,
+    work: PathBuf,
+    /// Paths put in place (relative), in order.
+    created: Vec<String>,
+    /// (original path, its place in the undo directory), in order.
+    saved: Vec<(String, PathBuf)>,
+    pub changed: usize,
+    pub deleted: usize,
+    kept: bool,
+}
+
+impl Applied {
+    /// The restore succeeded: the changes stay.
+    pub fn keep(mut self) {
+        self.kept = true;
+        let _ = crate::fsutil::remove_tree(&self.work);
+    }
+
+    /// Moves `rel` out of the way into the undo directory, if it exists.
+    fn save(&mut self, rel: &str) -> Result<()> {
+        let path = self.root.join(rel);
+        if path.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        let to = self.work.join("old").join(self.saved.len().to_string());
+        std::fs::rename(&path, &to).ctx(|| format!("move {} aside", path.display()))?;
+        self.saved.push((rel.to_string(), to));
+        Ok(())
+    }
+}
+
+impl Drop for Applied {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for rel in self.created.iter().rev() {
+            if let Err(e) = crate::fsutil::remove_tree(&self.root.join(rel)) {
+                tracing::warn!(path = %rel, error = %e, "undoing the rootfs diff");
+            }
+        }
+        for (rel, from) in self.saved.iter().rev() {
+            if let Err(e) = std::fs::rename(from, self.root.join(rel)) {
+                tracing::warn!(path = %rel, error = %e, "putting back a file the rootfs diff replaced");
+            }
+        }
+        let _ = crate::fsutil::remove_tree(&self.work);
+    }
+}
+
+/// Applies a checkpoint's rootfs changes (if it has any) to `rootfs`, deletions first, then
+/// the changed files; see [`Applied`].
+pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<Applied>> {
     let diff_tar = image_dir.join(ROOTFS_DIFF);
     if !diff_tar.exists() {
         return Ok(None);
@@ -185,22 +244,98 @@ pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<(usize, usize)>> 
         })?,
         Err(_) => Vec::new(),
     };
-    let canon_root = rootfs
+    let root = rootfs
         .canonicalize()
         .ctx(|| format!("resolve {}", rootfs.display()))?;
+    let bad_deletion = |rel: &String, reason: String| Error::Value {
+        what: format!("{} entry", image_dir.join(DELETED_FILES).display()),
+        value: rel.clone(),
+        reason,
+    };
     for rel in &deleted {
-        remove_inside(&canon_root, rel).map_err(|reason| Error::Value {
-            what: format!("{} entry", image_dir.join(DELETED_FILES).display()),
+        check_inside(&root, rel).map_err(|why| bad_deletion(rel, why))?;
+    }
+    let work = root.join(format!(".lcr-rootfs-diff-{}", std::process::id()));
+    crate::fsutil::remove_tree(&work)?;
+    for d in ["", "new", "old"] {
+        std::fs::create_dir(work.join(d)).ctx(|| format!("create {}", work.join(d).display()))?;
+    }
+    let mut applied = Applied {
+        root: root.clone(),
+        work: work.clone(),
+        created: Vec::new(),
+        saved: Vec::new(),
+        changed: 0,
+        deleted: 0,
+        kept: false,
+    };
+    let staged = work.join("new");
+    applied.changed = tree::extract(&diff_tar, &staged)?;
+    let mut entries = Vec::new();
+    staged_entries(&staged, "", &mut entries)?;
+    for (rel, _) in &entries {
+        check_inside(&root, rel).map_err(|why| Error::Value {
+            what: format!("{} entry", diff_tar.display()),
             value: rel.clone(),
-            reason,
+            reason: why,
         })?;
     }
-    let n = tree::extract(&diff_tar, &canon_root)?;
-    Ok(Some((n, deleted.len())))
+    // Checked: now the rootfs changes, each step recorded for the undo.
+    for rel in &deleted {
+        check_inside(&root, rel).map_err(|why| bad_deletion(rel, why))?;
+        applied.save(rel)?;
+        applied.deleted += 1;
+    }
+    for (rel, is_dir) in entries {
+        let target = root.join(&rel);
+        let existing = target.symlink_metadata().ok();
+        if is_dir && existing.as_ref().is_some_and(|m| m.is_dir()) {
+            continue; // merged into the directory that is there
+        }
+        check_inside(&root, &rel).map_err(|why| Error::Value {
+            what: format!("{} entry", diff_tar.display()),
+            value: rel.clone(),
+            reason: why,
+        })?;
+        applied.save(&rel)?;
+        if is_dir {
+            let md = staged
+                .join(&rel)
+                .symlink_metadata()
+                .ctx(|| format!("stat staged {rel}"))?;
+            std::fs::create_dir(&target).ctx(|| format!("create {}", target.display()))?;
+            std::fs::set_permissions(&target, md.permissions())
+                .ctx(|| format!("chmod {}", target.display()))?;
+        } else {
+            std::fs::rename(staged.join(&rel), &target)
+                .ctx(|| format!("put {} in place", target.display()))?;
+        }
+        applied.created.push(rel);
+    }
+    Ok(Some(applied))
 }
 
-/// Removes `root/rel` (file, link or whole directory), refusing paths that leave `root`.
-fn remove_inside(root: &Path, rel: &str) -> std::result::Result<(), String> {
+/// Every path under the staging directory, parents before children: (relative, is a dir).
+fn staged_entries(dir: &Path, prefix: &str, out: &mut Vec<(String, bool)>) -> Result<()> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .ctx(|| format!("read {}", dir.display()))?
+        .flatten()
+        .collect();
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let rel = format!("{prefix}{}", e.file_name().to_string_lossy());
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        out.push((rel.clone(), is_dir));
+        if is_dir {
+            staged_entries(&e.path(), &format!("{rel}/"), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// `rel` is a plain relative path whose directory, resolved now, lies inside `root` (a
+/// symlink in the rootfs must not lead a change onto the host).
+fn check_inside(root: &Path, rel: &str) -> std::result::Result<(), String> {
     if rel.is_empty()
         || rel.starts_with('/')
         || rel
@@ -209,20 +344,20 @@ fn remove_inside(root: &Path, rel: &str) -> std::result::Result<(), String> {
     {
         return Err("not a plain relative path".into());
     }
-    let target = root.join(rel);
-    let parent = target.parent().unwrap_or(root);
+    let parent = root
+        .join(rel)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     match parent.canonicalize() {
-        Ok(p) if p.starts_with(root) => {}
-        Ok(p) => {
-            return Err(format!(
-                "its directory resolves to {}, outside the rootfs",
-                p.display()
-            ))
-        }
-        // The parent is gone already, and so is the path.
-        Err(_) => return Ok(()),
+        Ok(p) if p.starts_with(root) => Ok(()),
+        Ok(p) => Err(format!(
+            "its directory resolves to {}, outside the rootfs",
+            p.display()
+        )),
+        // Not there (yet): made by an earlier entry, or gone with a deleted directory.
+        Err(_) => Ok(()),
     }
-    crate::fsutil::remove_tree(&target).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -267,7 +402,26 @@ mod tests {
             vec!["etc/gone".to_string(), "etc/sub".to_string()]
         );
 
-        assert_eq!(apply(&images, &copy).unwrap().map(|(_, del)| del), Some(2));
+        // Dropped (a failed restore): the copy is as it was.
+        let snapshot = |dir: &Path| {
+            let mut all = Vec::new();
+            walk(dir, true, &mut |rel, _| {
+                all.push((rel.to_string(), std::fs::read(dir.join(rel)).ok()))
+            })
+            .unwrap();
+            all.sort();
+            all
+        };
+        let before = snapshot(&copy);
+        let undone = apply(&images, &copy).unwrap().unwrap();
+        assert_eq!(undone.deleted, 2);
+        assert_eq!(std::fs::read_to_string(copy.join("new")).unwrap(), "hello");
+        drop(undone);
+        assert_eq!(snapshot(&copy), before, "the undo left the rootfs changed");
+
+        let applied = apply(&images, &copy).unwrap().unwrap();
+        assert_eq!(applied.deleted, 2);
+        applied.keep();
         assert_eq!(
             std::fs::read_to_string(copy.join("etc/change")).unwrap(),
             "new content"
@@ -285,14 +439,60 @@ mod tests {
     }
 
     #[test]
+    fn a_diff_refused_at_its_last_entry_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "original").unwrap();
+        std::fs::write(root.join("etc/group"), "original").unwrap();
+        let images = t.path().join("img");
+        std::fs::create_dir(&images).unwrap();
+        let mut b = tar::Builder::new(std::fs::File::create(images.join(ROOTFS_DIFF)).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(7);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "etc/passwd", &b"hostile"[..])
+            .unwrap();
+        let mut dev = tar::Header::new_gnu();
+        dev.set_entry_type(tar::EntryType::Char);
+        dev.set_size(0);
+        dev.set_mode(0o600);
+        b.append_data(&mut dev, "dev/mem", std::io::empty())
+            .unwrap();
+        b.finish().unwrap();
+        drop(b);
+        std::fs::write(images.join(DELETED_FILES), r#"["etc/group"]"#).unwrap();
+        assert!(apply(&images, &root).is_err(), "a device node accepted");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/passwd")).unwrap(),
+            "original"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/group")).unwrap(),
+            "original"
+        );
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("etc")],
+            "work directory left"
+        );
+    }
+
+    #[test]
     fn deletions_that_leave_the_rootfs_are_refused() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("root")).unwrap();
         std::fs::write(t.path().join("outside"), "x").unwrap();
         let root = t.path().join("root").canonicalize().unwrap();
-        assert!(remove_inside(&root, "../outside").is_err());
+        assert!(check_inside(&root, "../outside").is_err());
         std::os::unix::fs::symlink(t.path(), root.join("up")).unwrap();
-        assert!(remove_inside(&root, "up/outside")
+        assert!(check_inside(&root, "up/outside")
             .unwrap_err()
             .contains("outside the rootfs"));
         assert!(t.path().join("outside").exists());
