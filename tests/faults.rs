@@ -797,3 +797,44 @@ fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
     assert!(logs <= 16 << 20, "CRIU's log left at {logs} bytes: {err}");
     eprintln!("cut pages: {err}");
 }
+
+#[test]
+fn stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd() {
+    let Some((c, _log)) = counter("flt-stdio") else {
+        return;
+    };
+    // Checkpointed with stdout and stderr to a log file, stdin /dev/null.
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    let r = Ctr::new("flt-stdio2").unwrap();
+    carry_host_files(&c, &r);
+    let log = r.tmp.path().join("r.log");
+    for (what, stdout) in [
+        ("a pipe", Stdio::piped()),
+        (
+            "/dev/null",
+            Stdio::from(std::fs::File::create("/dev/null").unwrap()),
+        ),
+    ] {
+        let err = std::fs::File::create(&log).unwrap();
+        let mut child = r
+            .cmd()
+            .args(r.restore_args(&img, &[]))
+            .stdout(stdout)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let status = exit_within(&mut child, 30).expect("restore hangs");
+        let text = read(&log);
+        assert!(!status.success(), "{what}: restored");
+        assert!(
+            text.contains("fd 1 was a regular file") && !text.contains("criu restore failed"),
+            "{what}: {text}"
+        );
+        assert!(!r.state_dir().exists(), "{what}: state left");
+        assert!(!cgroup_exists(&r.cgroup), "{what}: cgroup left");
+    }
+    // The same kinds as at checkpoint time: it restores.
+    restore_into(&c, &r, &img, &log);
+    assert_eq!(r.state()["status"], "running");
+}

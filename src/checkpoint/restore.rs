@@ -108,6 +108,9 @@ fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle, lazy: bool) -
             )));
         }
     }
+    if let Some(why) = super::stdio::mismatch(&r.stdio) {
+        return Err(bad(why));
+    }
     for (ns, _) in &r.external_namespaces {
         if ns == "net" && crate::spec::joined_netns(&bundle.spec).is_none() {
             return Err(bad(format!(

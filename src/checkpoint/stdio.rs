@@ -25,6 +25,52 @@ pub struct StdioFile {
     pub key: String,
     /// Whether it must be passed to CRIU as `--external` on dump (pipes and sockets need not).
     pub external: bool,
+    /// What it was, as [`classify`] names it (absent in records of older lcr versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_type: Option<String>,
+}
+
+/// What an open fd is, by its /proc link: a pipe, a socket, or by file type a regular file,
+/// a fifo, a terminal or another character device (such as /dev/null).
+pub fn classify(link: &std::path::Path) -> String {
+    let target = std::fs::read_link(link)
+        .map(|t| t.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if target.starts_with("pipe:[") {
+        return "pipe".into();
+    }
+    if target.starts_with("socket:[") {
+        return "socket".into();
+    }
+    match std::fs::metadata(link) {
+        Ok(m) if m.file_type().is_file() => "regular file".into(),
+        Ok(m) if m.file_type().is_fifo() => "fifo".into(),
+        Ok(m) if m.file_type().is_char_device() && is_tty_major(m.rdev()) => "terminal".into(),
+        Ok(m) if m.file_type().is_char_device() => "character device".into(),
+        Ok(m) if m.file_type().is_block_device() => "block device".into(),
+        Ok(m) if m.file_type().is_dir() => "directory".into(),
+        Ok(_) => "other".into(),
+        Err(_) => "closed".into(),
+    }
+}
+
+/// CRIU restores an external file's position and checks its mode, so a file must come back
+/// as the same type of file: a log file replaced by a pipe fails with `Illegal seek`, by
+/// /dev/null with a bad mode, a fifo by a file likewise. Says which fd of this process does
+/// not match, before CRIU runs.
+pub fn mismatch(files: &[StdioFile]) -> Option<String> {
+    files.iter().find_map(|f| {
+        let was = f.file_type.as_ref().filter(|_| f.kind == StdioKind::File)?;
+        let now = classify(std::path::Path::new(&format!("/proc/self/fd/{}", f.fd)));
+        (now != *was).then(|| {
+            format!(
+                "the container's fd {} was a {was} ({}) when it was checkpointed, and this \
+                 restore's fd {} is a {now}: CRIU needs a {was} there (restore file stdio \
+                 from a file, e.g. `>>log`, /dev/null from /dev/null, a fifo from a fifo)",
+                f.fd, f.path, f.fd
+            )
+        })
+    })
 }
 
 /// Describes fds 0–2 of `pid`. Files on mounts the container's mount namespace does not have
@@ -73,6 +119,7 @@ pub fn describe(pid: i32) -> Vec<StdioFile> {
             path,
             key,
             external,
+            file_type: Some(classify(std::path::Path::new(&link))),
         });
     }
     out
