@@ -107,3 +107,33 @@ fn ids_signals_and_unknown_containers_are_refused() {
     assert!(!pid_alive(pid));
     assert!(!cgroup_exists(&c.cgroup));
 }
+
+#[test]
+fn limits_the_kernel_refuses_are_named_before_anything_is_made() {
+    let Some(c) = Ctr::new("badlim") else { return };
+    let b = c.bundle.to_str().unwrap().to_string();
+    let good = c.config();
+    for (resources, field) in [
+        (json!({"pids": {"limit": -7}}), "linux.resources.pids.limit"),
+        (json!({"cpu": {"quota": -9}}), "linux.resources.cpu.quota"),
+        (json!({"cpu": {"shares": 1}}), "linux.resources.cpu.shares"),
+        (
+            json!({"blockIO": {"weight": 5000}}),
+            "linux.resources.blockIO.weight",
+        ),
+        (
+            json!({"memory": {"limit": 4096}}),
+            "linux.resources.memory.limit",
+        ),
+    ] {
+        c.edit(|v| *v = good.clone());
+        c.edit(|v| v["linux"]["resources"] = resources.clone());
+        refused(&c, &c.id, &b, field);
+    }
+    // An id that reads as a flag (passed after `--`, as a script might).
+    c.edit(|v| *v = good.clone());
+    let out = c.lcr(&["create", "--bundle", &b, "--", "-rf"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("starts with '-'"), "{}", stderr(&out));
+    assert!(!c.root.join("-rf").exists());
+}

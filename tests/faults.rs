@@ -838,3 +838,25 @@ fn stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd() {
     restore_into(&c, &r, &img, &log);
     assert_eq!(r.state()["status"], "running");
 }
+
+#[test]
+fn a_garbled_inventory_is_named_not_hidden_behind_criu_noise() {
+    let Some((c, _log)) = counter("flt-inv") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    // The message claims more bytes than the file holds.
+    let inv = img.join("inventory.img");
+    let mut data = std::fs::read(&inv).unwrap();
+    data[4] = data[4].wrapping_add(64);
+    std::fs::write(&inv, &data).unwrap();
+    let r = Ctr::new("flt-inv2").unwrap();
+    carry_host_files(&c, &r);
+    let out = r.lcr(&r.restore_args(&img, &[]));
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("inventory.img"), "{err}");
+    assert!(!err.contains("RLIMIT_NOFILE"), "{err}");
+    assert!(!r.state_dir().exists());
+}

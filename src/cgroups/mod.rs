@@ -5,6 +5,7 @@
 //! that cgroup belongs to the machine).
 
 mod devices;
+mod limits;
 mod path;
 mod stats;
 
@@ -154,7 +155,7 @@ impl Cgroup {
     /// Applies resource limits. On v2, device rules need an eBPF program, which lcr does not
     /// attach yet: they are skipped with a warning rather than failing every default config.
     pub fn set(&self, resources: &LinuxResources) -> Result<()> {
-        let mut r = resources.clone();
+        let mut r = limits::checked(resources)?;
         if self.version == Version::V2 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             tracing::warn!(path = %self.path, "cgroup v2: device rules are not enforced");
             r.set_devices(None);

@@ -30,6 +30,9 @@ pub fn validate_id(id: &str) -> Result<()> {
     if id == "." || id == ".." {
         return bad("not a name");
     }
+    if id.starts_with('-') {
+        return bad("starts with '-' (it would read as a flag)");
+    }
     if let Some(c) = id
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "_+-.".contains(*c)))
@@ -288,6 +291,7 @@ mod tests {
             (".", "not a name"),
             ("a/b", "'/'"),
             ("a b", "' '"),
+            ("-rf", "starts with '-'"),
             (&"a".repeat(256), "longer"),
         ] {
             let e = validate_id(bad).unwrap_err().to_string();
