@@ -91,7 +91,7 @@ fn io_err(path: &Path, what: &str, source: io::Error) -> Error {
 /// A private temporary directory `lcr-<kind>-<pid>-XXXXXX` (images of an export or import:
 /// gigabytes, and process memory). Those an lcr killed before it could remove its own are
 /// removed first: their pid is in the name, and a directory whose lcr is gone is nobody's.
-pub fn work_dir(kind: &str) -> Result<tempfile::TempDir> {
+pub fn work_dir(kind: &str) -> Result<WorkDir> {
     let base = std::env::temp_dir();
     let prefix = format!("lcr-{kind}-");
     for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
@@ -112,20 +112,52 @@ pub fn work_dir(kind: &str) -> Result<tempfile::TempDir> {
             }
         }
     }
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{prefix}{}-", std::process::id()))
         .tempdir_in(&base)
-        .map_err(|e| io_err(&base, "create a temporary directory in", e))
+        .map_err(|e| io_err(&base, "create a temporary directory in", e))?;
+    Ok(WorkDir(dir.keep()))
+}
+
+/// A directory of lcr's own that CRIU worked in, removed when dropped: first what is still
+/// mounted below it in this process (CRIU's cgroup yard, left mounted when CRIU was
+/// stopped), then the tree, never crossing a mount (a walk into a cgroup hierarchy would
+/// remove cgroups).
+pub struct WorkDir(PathBuf);
+
+impl WorkDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        unmount_below(&self.0);
+        if let Err(e) = remove_tree(&self.0) {
+            tracing::warn!(error = %e, "temporary directory not removed");
+        }
+    }
+}
+
+/// Detaches every mount at or below `dir` in this process's mount namespace.
+pub fn unmount_below(dir: &Path) {
+    for m in mounts_below(dir) {
+        if let Err(e) = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(mount = %m.display(), error = %e, "could not unmount");
+        }
+    }
 }
 
 /// Mount points at or below `dir` in this process's mount namespace, deepest first.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut found: Vec<PathBuf> = text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(unescape_mountinfo)
-        .filter(|p| p.starts_with(dir))
+        .filter(|p| p.starts_with(&dir))
         .collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     found

@@ -860,3 +860,83 @@ fn a_garbled_inventory_is_named_not_hidden_behind_criu_noise() {
     assert!(!err.contains("RLIMIT_NOFILE"), "{err}");
     assert!(!r.state_dir().exists());
 }
+
+#[test]
+fn a_restore_or_import_interrupted_at_any_moment_is_undone_whole() {
+    let Some((c, _log)) = counter("flt-term") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    let archive = c.tmp.path().join("a.tar.zst");
+    let out = c.lcr(&[
+        "checkpoint",
+        "--leave-running",
+        "--export",
+        archive.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_success(&out);
+    let r = Ctr::new("flt-term2").unwrap();
+    carry_host_files(&c, &r);
+    let tmp = r.tmp.path().join("tmpdir");
+    std::fs::create_dir(&tmp).unwrap();
+    let log = r.tmp.path().join("r.log");
+    let mut outcomes = Vec::new();
+    for import in [false, true] {
+        for delay_ms in (0..400).step_by(25) {
+            let mut args = vec!["restore", "-d", "--bundle", r.bundle.to_str().unwrap()];
+            if import {
+                args.extend(["--import", archive.to_str().unwrap()]);
+            } else {
+                args.extend(["--image-path", img.to_str().unwrap()]);
+            }
+            args.push(&r.id);
+            let out = std::fs::File::create(&log).unwrap();
+            let mut child = r
+                .cmd()
+                .env("TMPDIR", &tmp)
+                .args(&args)
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let status = exit_within(&mut child, 30).expect("an interrupted restore hangs");
+            criu_gone();
+            let what = format!(
+                "{} after {delay_ms} ms",
+                if import { "import" } else { "restore" }
+            );
+            if status.success() {
+                // Finished before the signal: a whole container.
+                assert_eq!(r.state()["status"], "running", "{what}");
+                r.ok(&["delete", "--force", &r.id]);
+                outcomes.push("done");
+            } else {
+                // Undone whole: nothing left, not even for delete to find.
+                assert!(
+                    !r.state_dir().exists(),
+                    "{what}: state left: {}",
+                    read(&log)
+                );
+                assert!(!cgroup_exists(&r.cgroup), "{what}: cgroup left");
+                outcomes.push("undone");
+            }
+            // CRIU's log of a failed import is kept on purpose (named in the error).
+            let left: Vec<_> = std::fs::read_dir(&tmp)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| !p.to_string_lossy().ends_with(".log"))
+                .collect();
+            assert!(left.is_empty(), "{what}: left in TMPDIR: {left:?}");
+        }
+    }
+    assert!(
+        outcomes.contains(&"undone"),
+        "no restore was interrupted: {outcomes:?}"
+    );
+    eprintln!("SIGTERM sweep: {outcomes:?}");
+}

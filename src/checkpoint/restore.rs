@@ -391,6 +391,8 @@ pub fn restore(
     let resp = session.call(RequestKind::Restore, Some(&opts), false, &mut handler);
     let tripped = watchdog.and_then(|w| w.finish());
     session.finish();
+    // A CRIU that was stopped leaves its cgroup yard mounted in the work directory.
+    crate::fsutil::unmount_below(&work_dir);
     drop(opts);
     drop(criu_root);
     let resp = match (resp, tripped) {
@@ -420,6 +422,11 @@ pub fn restore(
     if let Some(p) = &o.pid_file {
         crate::container::write_pid_file(p, pid)?;
     }
+    // A signal that came while CRIU worked (and was noted, not obeyed) undoes it all.
+    crate::image::interrupt::check().map_err(|e| Error::CriuStopped {
+        image: image_dir.clone(),
+        reason: e.to_string(),
+    })?;
     rb.disarm();
     if let Some(d) = diff {
         d.keep();

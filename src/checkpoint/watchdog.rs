@@ -19,12 +19,18 @@ pub const MAX_LOG: u64 = 256 << 20;
 #[derive(Debug, Clone)]
 pub enum Tripped {
     Timeout(Duration),
-    LogTooLarge { path: PathBuf, limit: u64 },
+    /// SIGINT, SIGTERM or SIGHUP reached lcr (see `image::interrupt`).
+    Interrupted(String),
+    LogTooLarge {
+        path: PathBuf,
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for Tripped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Interrupted(why) => write!(f, "{why}: CRIU stopped"),
             Self::Timeout(d) => write!(
                 f,
                 "CRIU did not finish within {} s (--timeout): stopped",
@@ -58,7 +64,9 @@ impl Watchdog {
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
             while !s.load(Ordering::Relaxed) {
-                let why = if !timeout.is_zero() && start.elapsed() > timeout {
+                let why = if let Err(e) = crate::image::interrupt::check() {
+                    Some(Tripped::Interrupted(e.to_string()))
+                } else if !timeout.is_zero() && start.elapsed() > timeout {
                     Some(Tripped::Timeout(timeout))
                 } else if std::fs::metadata(&log).is_ok_and(|m| m.len() > max_log) {
                     Some(Tripped::LogTooLarge {

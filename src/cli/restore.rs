@@ -60,10 +60,12 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
+    // Until the container is complete, SIGINT/SIGTERM/SIGHUP unwind the restore (CRIU is
+    // stopped, everything undone) instead of leaving it half made.
+    let signals = interrupt::Guard::install();
     let temp_images;
     let image_path = match (&a.import, &a.image_path) {
         (Some(file), dir) => {
-            let _signals = interrupt::Guard::install();
             let input = Input::open(file)?.max_total(a.max_size);
             // Refused from the manifest, before gigabytes are unpacked for nothing.
             let criu = a.criu.settings()?.criu;
@@ -123,6 +125,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
+    drop(signals); // from here on they are the container's (forwarded)
     let (pid, started) = (c.state.pid, c.state.init_start_time);
     drop(c);
     let exit = wait_forwarding(pid, None)?;
