@@ -446,3 +446,127 @@ fn archives_are_neither_read_from_nor_written_to_a_terminal() {
     }
     assert!(!target.exists());
 }
+
+/// An archive of `n` empty images listed in its manifest.
+fn many_entries(c: &Case, n: usize) -> PathBuf {
+    let empty = sha256(b"");
+    let names: Vec<String> = (0..n).map(|i| format!("checkpoint/{i}")).collect();
+    let m = json!({
+        "format": 1, "lcr_version": "0.1.0", "criu_version": "4.2.1", "kernel": "6.18",
+        "arch": std::env::consts::ARCH, "cgroup_version": "v1", "page_size": 4096,
+        "packed": "2026-11-23T00:00:00Z",
+        "container": {"id": "x", "command": ["sh"], "created": null, "checkpointed": "",
+            "namespaces": [], "mounts": [], "cgroup_path": "/lcr/x", "limits": null,
+            "memory_dumped": null, "rootfs_diff": false, "volumes": []},
+        "entries": names.iter().map(|n| json!({"name": n, "size": 0, "sha256": empty})).collect::<Vec<_>>(),
+    });
+    let mut entries = vec![file("lcr-manifest.json", &serde_json::to_vec(&m).unwrap())];
+    entries.extend(names.iter().map(|n| file(n, b"")));
+    let archive = c.dir.path().join(format!("many-{n}.tar.zst"));
+    std::fs::write(
+        &archive,
+        zstd::encode_all(&tar_bytes(&entries)[..], 1).unwrap(),
+    )
+    .unwrap();
+    archive
+}
+
+/// Runs `lcr image verify` on `archive` (at most two minutes): its run time and stderr.
+fn timed_verify(archive: &Path) -> (std::time::Duration, String) {
+    let started = std::time::Instant::now();
+    let mut child = Command::new(lcr_bin())
+        .args(["image", "verify", "-q", archive.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "verify of {} did not finish in two minutes",
+                archive.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_manifest_of_many_entries_is_checked_without_quadratic_lookups() {
+    // Ten times the entries may take about ten times as long, not a hundred (a linear
+    // lookup per entry made 140,000 entries take 34 s). Compared within this run, so the
+    // machine's speed does not matter.
+    let c = Case::new();
+    let (small, err) = timed_verify(&many_entries(&c, 12_000));
+    // Every entry was checked: it is no checkpoint (CRIU's files are missing), verify says.
+    assert!(err.contains("is missing"), "{err}");
+    let (large, err) = timed_verify(&many_entries(&c, 120_000));
+    assert!(err.contains("is missing"), "{err}");
+    let ratio = large.as_secs_f64() / small.as_secs_f64().max(0.001);
+    assert!(
+        ratio < 40.0,
+        "12,000 entries: {small:?}, 120,000: {large:?} (x{ratio:.0})"
+    );
+}
+
+/// A GNU long-name header (`././@LongLink`, type L) for the entry that follows.
+fn long_name(name: &str) -> Raw {
+    let mut data = name.as_bytes().to_vec();
+    data.push(0);
+    Raw {
+        data,
+        ..special("././@LongLink", b'L', "")
+    }
+}
+
+/// A PAX extended header (type x) with one `path` record.
+fn pax_path(path: &str) -> Raw {
+    let body = format!(" path={path}\n");
+    let mut len = body.len() + 2;
+    if (len.to_string().len() + body.len()) != len {
+        len = len.to_string().len() + body.len();
+    }
+    Raw {
+        data: format!("{len}{body}").into_bytes(),
+        ..special("pax", b'x', "")
+    }
+}
+
+#[test]
+fn names_readers_disagree_on_or_cannot_create_are_refused_and_shown_short() {
+    let c = Case::new();
+    // GNU tar would take the PAX path, the tar crate the long name.
+    let differential = tar_bytes(&[
+        manifest(&[("checkpoint/a.img", GOOD)], |_| {}),
+        long_name("checkpoint/a.img"),
+        pax_path("../../../outside"),
+        file("placeholder", GOOD),
+    ]);
+    c.refused("long name vs PAX path", &differential, "names another file");
+    // A file name longer than any file system takes: verify must not pass what unpack
+    // cannot make, and the error shows a shortened name.
+    let long = format!("checkpoint/{}", "a".repeat(300));
+    let too_long = tar_bytes(&[
+        manifest(&[(long.as_str(), GOOD)], |_| {}),
+        long_name(&long),
+        file("placeholder", GOOD),
+    ]);
+    c.refused("300-byte name", &too_long, "longer than a file name may be");
+    let archive = c.dir.path().join("long.tar");
+    std::fs::write(&archive, &too_long).unwrap();
+    let out = output_via_files(Command::new(lcr_bin()).args([
+        "image",
+        "verify",
+        "-q",
+        archive.to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.len() < 1000 && err.contains("bytes in all"), "{err}");
+}

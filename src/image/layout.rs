@@ -76,6 +76,15 @@ pub fn is_known_dir(name: &str) -> bool {
     n == CHECKPOINT_DIR || n == VOLUMES_DIR
 }
 
+/// A name as errors show it: at most 200 characters, the rest counted (a crafted archive's
+/// names can be thousands of bytes).
+pub fn shortened(name: &str) -> String {
+    match name.char_indices().nth(200) {
+        Some((at, _)) => format!("{}… ({} bytes in all)", &name[..at], name.len()),
+        None => name.to_string(),
+    }
+}
+
 fn check_components(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
         return Err("empty name".into());
@@ -83,8 +92,20 @@ fn check_components(name: &str) -> std::result::Result<(), String> {
     if name.starts_with('/') {
         return Err("absolute path".into());
     }
+    if name.len() > 4095 {
+        return Err(format!(
+            "{} bytes long: longer than a path may be",
+            name.len()
+        ));
+    }
     for c in name.split('/') {
         match c {
+            _ if c.len() > 255 => {
+                return Err(format!(
+                    "a path component of {} bytes: longer than a file name may be",
+                    c.len()
+                ))
+            }
             "" => return Err("empty path component".into()),
             "." | ".." => return Err(format!("path component {c:?}")),
             _ if c.contains('\0') => return Err("NUL in name".into()),

@@ -80,7 +80,7 @@ impl Manifest {
         let mut seen = HashSet::new();
         for e in &self.entries {
             layout::dir_name(&e.name)
-                .map_err(|why| format!("manifest entry {:?}: {why}", e.name))?;
+                .map_err(|why| format!("manifest entry {:?}: {why}", layout::shortened(&e.name)))?;
             if !seen.insert(layout::dir_name(&e.name).unwrap_or_default()) {
                 return Err(format!("manifest lists {:?} twice", e.name));
             }
