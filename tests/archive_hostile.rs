@@ -570,3 +570,38 @@ fn names_readers_disagree_on_or_cannot_create_are_refused_and_shown_short() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.len() < 1000 && err.contains("bytes in all"), "{err}");
 }
+
+#[test]
+fn inspect_shows_what_the_archive_holds_not_what_its_manifest_claims() {
+    let c = Case::new();
+    let bytes = tar_bytes(&[
+        manifest(&[("checkpoint/a.img", GOOD)], |m| {
+            m["container"]["volumes"] = json!(["/claimed"]);
+            m["container"]["namespaces"] = json!(["pid", "net"]);
+        }),
+        file("checkpoint/a.img", GOOD),
+    ]);
+    let archive = c.dir.path().join("claims.tar");
+    std::fs::write(&archive, bytes).unwrap();
+    let out = output_via_files(Command::new(lcr_bin()).args([
+        "image",
+        "inspect",
+        "--json",
+        archive.to_str().unwrap(),
+    ]));
+    assert_success(&out);
+    let i: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(i["container"]["volumes"], json!([]), "{i}");
+    // No images to read the namespaces from: none shown as fact.
+    assert!(i.get("isolation").is_none(), "{i}");
+    let out = output_via_files(Command::new(lcr_bin()).args([
+        "image",
+        "inspect",
+        archive.to_str().unwrap(),
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("as the manifest says; the images are unreadable"),
+        "{text}"
+    );
+}

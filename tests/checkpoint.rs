@@ -325,6 +325,27 @@ fn an_established_tcp_connection_inside_the_container_survives() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("criu dump failed"));
     let n = replies().len();
     wait_until("echoes after refusal", || replies().len() > n + 2);
+    // Half a checkpoint is not one: only CRIU's log stays in the image directory.
+    let left: Vec<String> = std::fs::read_dir(&img)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".log"))
+        .collect();
+    assert!(left.is_empty(), "partial images left: {left:?}");
+    // A refused export keeps CRIU's log where it can still be read.
+    let archive = c.tmp.path().join("tcp.tar.zst");
+    let out = c.lcr(&["checkpoint", "--export", archive.to_str().unwrap(), &c.id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let kept = err
+        .lines()
+        .find_map(|l| l.strip_prefix("lcr: CRIU's log is kept at "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("no kept log named: {err}"));
+    assert!(read(kept).contains("Error"), "{kept}");
+    let _ = std::fs::remove_file(kept);
+    assert!(!archive.exists());
 
     let img = c.tmp.path().join("img-tcp");
     let out = checkpoint(&c, &img, &["--tcp-established"]);

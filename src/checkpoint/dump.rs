@@ -163,6 +163,29 @@ impl Drop for ThawOnDrop<'_> {
     }
 }
 
+fn names_in(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect()
+}
+
+/// After a failed dump: what it wrote into the image directory goes (half a checkpoint is
+/// not one), except CRIU's logs, which say why.
+fn remove_partial_images(dir: &Path, before: &std::collections::HashSet<std::ffi::OsString>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if before.contains(&name) || name.to_string_lossy().ends_with(".log") {
+            continue;
+        }
+        if let Err(err) = crate::fsutil::remove_tree(&e.path()) {
+            tracing::warn!(error = %err, "partial image left");
+        }
+    }
+}
+
 fn mkdir_private(p: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -182,6 +205,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let image_dir = std::path::absolute(&o.image_path)
         .ctx(|| format!("image path {}", o.image_path.display()))?;
     mkdir_private(&image_dir)?;
+    let before = names_in(&image_dir);
     let work_dir = o.settings.work_dir(&image_dir)?;
     mkdir_private(&work_dir)?;
 
@@ -330,7 +354,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
     let version = match result {
         Ok(v) => v,
         Err(e) => {
-            let _ = std::fs::remove_file(image_dir.join(super::RECORD_FILE));
+            remove_partial_images(&image_dir, &before);
             return Err(e.into());
         }
     };

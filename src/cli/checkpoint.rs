@@ -142,11 +142,13 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     if let Some(f) = &a.export {
         // Opened first: a bad path fails before the container is touched.
         let out = Output::create(f).with_context(|| format!("--export {}", f.display()))?;
+        let destination = out.label();
         o.export = Some((
             out,
             PackOpts {
                 compression: a.compress,
                 quiet: a.quiet,
+                destination,
             },
         ));
     }
@@ -176,8 +178,18 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
             .with_context(|| format!("--page-server {ps:?}: bad port"))?;
         o.page_server = Some((addr.to_string(), port));
     }
+    let work_dir = o.settings.work_dir(&image_path)?;
+    let temporary = a.image_path.is_none() && a.export.is_some();
     let c = Container::load(store, &a.id)?;
-    let report = checkpoint::checkpoint(c, o)?;
+    let report = match checkpoint::checkpoint(c, o) {
+        Ok(r) => r,
+        Err(e) => {
+            if temporary {
+                super::keep_criu_log(&work_dir, "dump.log", &a.id);
+            }
+            return Err(e.into());
+        }
+    };
     if a.print_stats {
         let text = report
             .stats

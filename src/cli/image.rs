@@ -62,6 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             let opts = PackOpts {
                 compression: compress,
                 quiet,
+                destination: out.label(),
             };
             let (m, out) = image::pack(&dir, out, &opts)?;
             out.commit()?;

@@ -161,6 +161,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?}: too large"))
 }
 
+/// Copies CRIU's log `name` out of `work_dir` (a temporary directory about to go) to
+/// `$TMPDIR/lcr-<name>-<id>.log` and says where, so that a failure's log outlives it.
+pub fn keep_criu_log(work_dir: &std::path::Path, name: &str, id: &str) {
+    let kept = std::env::temp_dir().join(format!("lcr-{}-{id}.log", name.trim_end_matches(".log")));
+    if std::fs::copy(work_dir.join(name), &kept).is_ok() {
+        eprintln!(
+            "lcr: CRIU's log is kept at {} (the temporary images are removed)",
+            kept.display()
+        );
+    }
+}
+
 #[cfg(test)]
 mod size_tests {
     #[test]

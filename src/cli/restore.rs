@@ -105,10 +105,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
         Ok(r) => r,
         Err(e) if a.import.is_some() && a.image_path.is_none() => {
             // The unpacked images go with the temporary directory; CRIU's log is kept.
-            let log = std::env::temp_dir().join(format!("lcr-restore-{}.log", a.id));
-            if std::fs::copy(work_dir.join("restore.log"), &log).is_ok() {
-                eprintln!("lcr: CRIU's restore log is kept at {}", log.display());
-            }
+            super::keep_criu_log(&work_dir, "restore.log", &a.id);
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),

@@ -15,6 +15,9 @@ use super::manifest::Manifest;
 use super::read::{read_archive, Flow, Input};
 use crate::checkpoint::RECORD_FILE;
 
+/// The volumes' index, as image-directory names go.
+const VOLUMES_INDEX: &str = "volumes/index.json";
+
 /// Small images larger than this are not read into memory.
 const MAX_SMALL: u64 = 16 << 20;
 
@@ -105,7 +108,7 @@ impl Contents {
         size <= MAX_SMALL
             && (matches!(
                 name,
-                "pstree.img" | "inventory.img" | "files.img" | RECORD_FILE
+                "pstree.img" | "inventory.img" | "files.img" | RECORD_FILE | VOLUMES_INDEX
             ) || ["core-", "ids-", "fdinfo-", "pagemap-"]
                 .iter()
                 .any(|p| name.starts_with(p)))
@@ -171,7 +174,20 @@ impl Contents {
             }
             c.add_name(&name);
         }
+        if let Ok(data) = std::fs::read(dir.join(VOLUMES_INDEX)) {
+            c.add_small(VOLUMES_INDEX, data);
+        }
         Ok(c)
+    }
+
+    /// The mount destinations whose contents the checkpoint holds, from its volumes index
+    /// (what a restore with `--with-volumes` would write), not from the manifest's summary.
+    pub fn volume_destinations(&self) -> Vec<String> {
+        self.small
+            .get(VOLUMES_INDEX)
+            .and_then(|j| serde_json::from_slice::<super::volumes::Index>(j).ok())
+            .map(|i| i.destinations())
+            .unwrap_or_default()
     }
 
     pub fn record_json(&self) -> Option<&[u8]> {

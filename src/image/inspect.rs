@@ -35,10 +35,13 @@ pub struct Inspection {
 impl Inspection {
     fn new(source: String, m: &Manifest, contents: &Contents, manifest: bool) -> Self {
         let processes = contents.processes();
+        let mut container = m.container.clone();
+        // What the archive really holds, not what its manifest says it does.
+        container.volumes = contents.volume_destinations();
         Self {
             source,
             origin: m.origin.clone(),
-            container: m.container.clone(),
+            container,
             files: m.entries.len(),
             bytes: m.total_size(),
             manifest,

@@ -119,9 +119,10 @@ fn check_components(name: &str) -> std::result::Result<(), String> {
 /// metadata (inspect) stop before them.
 pub fn is_bulk(name: &str) -> bool {
     let file = name.rsplit('/').next().unwrap_or(name);
+    // The volumes' index is small and read by inspect: it comes with the metadata.
     file.starts_with("pages-")
         || name == ROOTFS_DIFF
-        || name.starts_with(&format!("{VOLUMES_DIR}/"))
+        || (name.starts_with(&format!("{VOLUMES_DIR}/")) && file != super::volumes::INDEX)
 }
 
 #[cfg(test)]

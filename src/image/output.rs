@@ -31,6 +31,14 @@ impl Output {
         ArchiveFile::create(path).map(Output::File)
     }
 
+    /// What errors call it: the archive's path, or standard output.
+    pub fn label(&self) -> String {
+        match self {
+            Output::File(f) => f.path.display().to_string(),
+            Output::Stdout(_) => "standard output".into(),
+        }
+    }
+
     /// Makes the archive visible under its name (a no-op for standard output).
     pub fn commit(self) -> Result<()> {
         match self {

@@ -17,6 +17,8 @@ use crate::checkpoint::Record;
 pub struct PackOpts {
     pub compression: Compression,
     pub quiet: bool,
+    /// What write errors name: the archive (see `Output::label`), not the image directory.
+    pub destination: String,
 }
 
 /// One file of the image directory.
@@ -261,13 +263,14 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
     let manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
 
     let progress = Progress::new("export", Some(manifest.total_size()), opts.quiet);
+    let dest = opts.destination.as_str();
     let compressor = Compressor::new(out, opts.compression)
-        .map_err(ImageError::io(&label, "start compression"))?;
+        .map_err(ImageError::io(dest, "start compression"))?;
     let mut tar = tar::Builder::new(Counting {
         inner: compressor,
         progress: &progress,
     });
-    let write_err = |name: &str| ImageError::io(&label, format!("write archive entry {name}"));
+    let write_err = |name: &str| ImageError::io(dest, format!("write archive entry {name}"));
     let mtime = chrono::Utc::now().timestamp().max(0) as u64;
     append_file(&mut tar, layout::MANIFEST, &manifest_json, mtime)
         .map_err(write_err(layout::MANIFEST))?;
