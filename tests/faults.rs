@@ -990,3 +990,42 @@ fn an_export_onto_a_full_disk_names_the_archive_and_keeps_the_container() {
         "a partial archive is left"
     );
 }
+
+#[test]
+fn a_checkpoint_restores_only_under_the_seccomp_filter_its_bundle_compiles_to() {
+    let profile = |deny: &str| {
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": [deny], "action": "SCMP_ACT_ERRNO"}]})
+    };
+    let Some(c) = counter_bundle("flt-seccomp") else {
+        return;
+    };
+    c.edit(|v| v["linux"]["seccomp"] = profile("kexec_load"));
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &c.tmp.path().join("app.log"),
+    );
+    wait_until("counting", || count(&c) > 3);
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    // Another filter (one that forbids something else): refused before CRIU runs.
+    let r = Ctr::new("flt-seccomp2").unwrap();
+    carry_host_files(&c, &r);
+    r.edit(|v| v["linux"]["seccomp"] = profile("reboot"));
+    let out = r.lcr(&r.restore_args(&img, &[]));
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "restored under another seccomp filter"
+    );
+    assert!(
+        err.contains("not the one linux.seccomp compiles to"),
+        "{err}"
+    );
+    assert!(!r.state_dir().exists());
+    // The same profile: the filter the kernel holds is the one it compiles to, so it restores.
+    r.edit(|v| v["linux"]["seccomp"] = profile("kexec_load"));
+    restore_into(&c, &r, &img, &r.tmp.path().join("r.log"));
+    assert_eq!(r.state()["status"], "running");
+}

@@ -221,12 +221,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
 
     // Files and memory must be captured at the same instant, and an export must be complete
     // before the container goes: it is frozen first (CRIU keeps a frozen cgroup frozen).
-    // A final dump holds it frozen too, CRIU leaving it so, until the record says the images
-    // are complete: only then is it killed. An lcr killed before that leaves it frozen with a
-    // marker (undone by the next command) and the images provisional: never zero live copies,
-    // never two. Pre-dumps and lazy dumps need the tree to run on (or CRIU to serve it).
-    let final_dump = !o.pre_dump && !o.settings.lazy_pages;
-    let hold = final_dump || o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
+    let hold = o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
     let running = status == Status::Running;
     let mut thaw = ThawOnDrop::arm(&c, running.then_some(&cgroup))?;
     if hold && running {
@@ -258,7 +253,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         .pid(pid)
         .root(&c.state.rootfs)
         .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
-        .leave_running(o.leave_running || o.pre_dump || hold)
+        .leave_running(o.leave_running || o.pre_dump || o.export.is_some())
         .tcp_skip_in_flight(o.tcp_skip_in_flight)
         .link_remap(o.link_remap)
         .orphan_pts_master(terminal)
@@ -330,12 +325,6 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         stats: None,
         provisional: true,
     };
-    record.write(&image_dir)?;
-    let mut order = Vec::new();
-    let mut handler = |n: &mut Notify| {
-        order.push(n.script.clone());
-        Ok(())
-    };
     // One CRIU process answers VERSION (kept open) and then the dump.
     let kind = if o.pre_dump {
         RequestKind::SinglePreDump
@@ -343,23 +332,38 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         RequestKind::Dump
     };
     let mut session = o.settings.criu.session(Some(&mut opts))?;
-    let result = session.require_supported().and_then(|v| {
-        session
-            .call(kind, Some(&opts), false, &mut handler)
-            .map(|_| v)
-    });
-    session.finish();
-    drop(opts);
-    tracing::debug!(?order, "criu dump notifications");
-    let version = match result {
+    let version = match session.require_supported() {
         Ok(v) => v,
         Err(e) => {
+            session.finish();
             remove_partial_images(&image_dir, &before);
             return Err(e.into());
         }
     };
-    let stats = read_dump(&work_dir);
     record.criu_version = version.to_string();
+    // Provisional until CRIU says the images are complete (`post-dump`, sent before it kills
+    // or resumes the tree): an lcr killed before then leaves images restore refuses (the
+    // tree runs on: CRIU cannot notify and gives up), killed after, images that are final.
+    record.write(&image_dir)?;
+    let mut final_record = record.clone();
+    final_record.provisional = false;
+    let mut order = Vec::new();
+    let mut handler = |n: &mut Notify| {
+        order.push(n.script.clone());
+        if n.script == "post-dump" {
+            final_record.write(&image_dir).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    let result = session.call(kind, Some(&opts), false, &mut handler);
+    session.finish();
+    drop(opts);
+    tracing::debug!(?order, "criu dump notifications");
+    if let Err(e) = result {
+        remove_partial_images(&image_dir, &before);
+        return Err(e.into());
+    }
+    let stats = read_dump(&work_dir);
     record.stats = stats.clone();
     record.provisional = false;
     record.write(&image_dir)?;

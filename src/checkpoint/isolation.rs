@@ -76,11 +76,11 @@ pub fn check(iso: &Isolation, spec: &Spec, image_dir: &Path, config: &Path) -> R
             }
         }
     }
-    let seccomp = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .is_some();
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = profile.is_some();
+    // The filter itself: the one the config compiles to, and nothing else (a checkpoint's
+    // own filter may allow what the config's forbids).
+    let wanted = profile.map(crate::security::filter_digest).transpose()?;
     let nnp = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
     for t in &iso.threads {
         if seccomp && t.seccomp_mode != SECCOMP_FILTER {
@@ -89,6 +89,21 @@ pub fn check(iso: &Isolation, spec: &Spec, image_dir: &Path, config: &Path) -> R
                  {}) has no seccomp filter",
                 t.tid, t.pid
             )));
+        }
+        if let Some(want) = &wanted {
+            if t.seccomp_filters != [want.clone()] {
+                return Err(refuse(format!(
+                    "thread {} (process {}) runs under seccomp filters {:?}, not the one \
+                     linux.seccomp compiles to ({})",
+                    t.tid,
+                    t.pid,
+                    t.seccomp_filters
+                        .iter()
+                        .map(|d| &d[..12])
+                        .collect::<Vec<_>>(),
+                    &want[..12]
+                )));
+            }
         }
         if nnp && !t.no_new_privs {
             return Err(refuse(format!(

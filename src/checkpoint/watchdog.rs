@@ -4,7 +4,7 @@
 //! when either passes its limit; the request then fails and the caller's guards clean up.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,7 +50,8 @@ impl std::fmt::Display for Tripped {
 /// every process in `procs` (the cgroup CRIU works in): CRIU's helpers and the tree it was
 /// restoring hold its socket too, so killing CRIU alone would leave lcr waiting.
 pub struct Watchdog {
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread at once (it waits on the other end between checks).
+    stop: Option<Sender<()>>,
     tripped: Arc<Mutex<Option<Tripped>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -58,12 +59,14 @@ pub struct Watchdog {
 impl Watchdog {
     /// `timeout` of zero means none.
     pub fn start(criu: u32, procs: PathBuf, log: PathBuf, timeout: Duration, max_log: u64) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = channel::<()>();
         let tripped = Arc::new(Mutex::new(None));
-        let (s, t) = (stop.clone(), tripped.clone());
+        let t = tripped.clone();
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
-            while !s.load(Ordering::Relaxed) {
+            while let Err(RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(50))
+            {
                 let why = if let Err(e) = crate::image::interrupt::check() {
                     Some(Tripped::Interrupted(e.to_string()))
                 } else if !timeout.is_zero() && start.elapsed() > timeout {
@@ -88,11 +91,10 @@ impl Watchdog {
                     }
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
         });
         Self {
-            stop,
+            stop: Some(stop),
             tripped,
             thread: Some(thread),
         }
@@ -105,7 +107,7 @@ impl Watchdog {
     }
 
     fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

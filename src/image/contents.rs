@@ -108,7 +108,12 @@ impl Contents {
         size <= MAX_SMALL
             && (matches!(
                 name,
-                "pstree.img" | "inventory.img" | "files.img" | RECORD_FILE | VOLUMES_INDEX
+                "pstree.img"
+                    | "inventory.img"
+                    | "files.img"
+                    | "seccomp.img"
+                    | RECORD_FILE
+                    | VOLUMES_INDEX
             ) || ["core-", "ids-", "fdinfo-", "pagemap-"]
                 .iter()
                 .any(|p| name.starts_with(p)))

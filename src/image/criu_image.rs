@@ -82,6 +82,14 @@ impl Fields {
         })
     }
 
+    /// Every value of a repeated length-delimited field.
+    pub fn all_bytes(&self, n: u32) -> impl Iterator<Item = &[u8]> + '_ {
+        self.0.iter().filter_map(move |(k, f)| match f {
+            Field::Bytes(b) if *k == n => Some(b.as_slice()),
+            _ => None,
+        })
+    }
+
     pub fn string(&self, n: u32) -> Option<String> {
         self.bytes(n)
             .map(|b| String::from_utf8_lossy(b).into_owned())

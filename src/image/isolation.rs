@@ -40,6 +40,9 @@ pub struct ThreadCreds {
     pub ambient: u64,
     /// 0 none, 1 strict, 2 filter.
     pub seccomp_mode: u64,
+    /// The SHA-256 of each seccomp filter program the thread runs under (seccomp.img),
+    /// the last one loaded first.
+    pub seccomp_filters: Vec<String>,
     pub no_new_privs: bool,
 }
 
@@ -68,6 +71,12 @@ impl Isolation {
             .image("pstree.img")
             .filter(|t| !t.is_empty())
             .ok_or("pstree.img is not a readable process tree")?;
+        // seccomp.img: every filter program, each naming the one loaded before it.
+        let filters: Vec<Fields> = c
+            .image("seccomp.img")
+            .and_then(|v| v.into_iter().next())
+            .map(|entry| entry.all_bytes(1).filter_map(Fields::parse).collect())
+            .unwrap_or_default();
         let mut iso = Isolation::default();
         let mut host = std::collections::BTreeSet::new();
         for p in &tree {
@@ -100,7 +109,9 @@ impl Isolation {
                         .and_then(|v| v.into_iter().next())
                 };
                 let tcore = tcore.ok_or(format!("core-{tid}.img is not readable"))?;
-                iso.threads.push(thread_creds(pid, tid, &tcore)?);
+                let mut t = thread_creds(pid, tid, &tcore)?;
+                t.seccomp_filters = filter_chain(&filters, &tcore, tid)?;
+                iso.threads.push(t);
             }
         }
         for (field, name) in NAMESPACES {
@@ -114,6 +125,37 @@ impl Isolation {
             }
         }
         Ok(iso)
+    }
+}
+
+/// The digests of a thread's filter programs: from the one its core names, back along `prev`.
+fn filter_chain(filters: &[Fields], core: &Fields, tid: u32) -> Result<Vec<String>, String> {
+    use sha2::{Digest, Sha256};
+    let Some(thread) = core.message(5) else {
+        return Ok(Vec::new());
+    };
+    let mode = present(&thread, 11).unwrap_or(0);
+    let mut at = match (mode, present(&thread, 12)) {
+        (SECCOMP_FILTER, Some(i)) => i as usize,
+        _ => return Ok(Vec::new()),
+    };
+    let mut chain = Vec::new();
+    loop {
+        let f = filters.get(at).ok_or(format!(
+            "core-{tid}.img names seccomp filter {at}, which seccomp.img lacks"
+        ))?;
+        let prog = f.bytes(1).unwrap_or_default();
+        chain.push(
+            Sha256::digest(prog)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
+        match present(f, 2) {
+            Some(prev) if chain.len() < filters.len() => at = prev as usize,
+            Some(_) => return Err("seccomp.img: its filters' prev links loop".into()),
+            None => return Ok(chain),
+        }
     }
 }
 
@@ -153,6 +195,7 @@ fn thread_creds(pid: u32, tid: u32, core: &Fields) -> Result<ThreadCreds, String
         bounding: mask(creds.varints(12)),
         ambient: mask(creds.varints(19)),
         seccomp_mode,
+        seccomp_filters: Vec::new(),
         no_new_privs: creds.u64(18) != 0,
     })
 }

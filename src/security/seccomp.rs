@@ -101,6 +101,30 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
+/// The SHA-256 of the BPF program `s` compiles to: what the kernel holds once it is loaded
+/// (and CRIU saves), so a checkpoint's filter can be compared with a config's.
+pub fn filter_digest(s: &LinuxSeccomp) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek};
+    let fail = |reason: String| Error::Other {
+        context: "export seccomp filter".into(),
+        reason,
+    };
+    // Through a file: libseccomp 2.5 (Debian 12) has no export to memory.
+    let mut f = tempfile::tempfile().map_err(|e| fail(e.to_string()))?;
+    build_filter(s)?
+        .export_bpf(&f)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut bpf = Vec::new();
+    f.rewind()
+        .and_then(|_| f.read_to_end(&mut bpf))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Sha256::digest(&bpf)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 pub fn load_filter(ctx: &ScmpFilterContext) -> Result<()> {
     ctx.load().map_err(|e| Error::Other {
         context: "load seccomp filter".into(),
