@@ -130,6 +130,18 @@ fn limits_the_kernel_refuses_are_named_before_anything_is_made() {
         c.edit(|v| v["linux"]["resources"] = resources.clone());
         refused(&c, &c.id, &b, field);
     }
+    // A prestart hook that outlives its timeout: named, with the timeout.
+    c.edit(|v| *v = good.clone());
+    c.edit(|v| {
+        v["hooks"] =
+            json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}]})
+    });
+    refused(
+        &c,
+        &c.id,
+        &b,
+        "prestart hook /bin/sleep: timed out after 1s",
+    );
     // An id that reads as a flag (passed after `--`, as a script might).
     c.edit(|v| *v = good.clone());
     let out = c.lcr(&["create", "--bundle", &b, "--", "-rf"]);
