@@ -94,29 +94,33 @@ fn io_err(path: &Path, what: &str, source: io::Error) -> Error {
 pub fn work_dir(kind: &str) -> Result<WorkDir> {
     let base = std::env::temp_dir();
     let prefix = format!("lcr-{kind}-");
-    for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            match remove_tree(&e.path()) {
-                Ok(()) => {
-                    tracing::info!(path = %e.path().display(), "removed what an interrupted lcr left")
-                }
-                Err(err) => tracing::warn!(error = %err, "left by an interrupted lcr, not removed"),
-            }
-        }
-    }
+    remove_orphans(&base, |name| {
+        name.strip_prefix(&prefix)?.split('-').next()?.parse().ok()
+    });
     let dir = tempfile::Builder::new()
         .prefix(&format!("{prefix}{}-", std::process::id()))
         .tempdir_in(&base)
         .map_err(|e| io_err(&base, "create a temporary directory in", e))?;
     Ok(WorkDir(dir.keep()))
+}
+
+/// Removes the entries of `dir` that an lcr process left and no longer owns: those whose
+/// name `owner` reads a pid out of that is not running.
+pub fn remove_orphans(dir: &Path, owner: impl Fn(&str) -> Option<u32>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Some(pid) = owner(&e.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match remove_tree(&e.path()) {
+            Ok(()) => {
+                tracing::info!(path = %e.path().display(), "removed what an interrupted lcr left")
+            }
+            Err(err) => tracing::warn!(error = %err, "left by an interrupted lcr, not removed"),
+        }
+    }
 }
 
 /// A directory of lcr's own that CRIU worked in, removed when dropped: first what is still

@@ -21,18 +21,6 @@ fn export(c: &Ctr, file: &Path, extra: &[&str]) -> std::process::Output {
     c.lcr(&args)
 }
 
-fn import_args<'a>(r: &'a Ctr, file: &'a Path) -> Vec<&'a str> {
-    vec![
-        "restore",
-        "-d",
-        "--bundle",
-        r.bundle.to_str().unwrap(),
-        "--import",
-        file.to_str().unwrap(),
-        &r.id,
-    ]
-}
-
 /// Temporary directories lcr makes for exports and imports that are still there.
 fn leftovers() -> Vec<PathBuf> {
     std::fs::read_dir(std::env::temp_dir())
@@ -111,7 +99,7 @@ fn an_exported_container_is_imported_and_counts_on() {
     let r = Ctr::new("ar-count2").unwrap();
     carry_host_files(&c, &r);
     let log2 = r.tmp.path().join("app2.log");
-    start_logging_to(&r, &import_args(&r, &archive), &log2);
+    start_logging_to(&r, &r.import_args(&archive, &[]), &log2);
     wait_until("imported counting", || count(&r) > at_dump + 3);
     let after = lines(&log2);
     assert_eq!(
@@ -231,9 +219,7 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
         .collect();
     assert!(strays.is_empty(), "{strays:?}");
     let log2 = r.tmp.path().join("app2.log");
-    let mut args = import_args(&r, &archive);
-    args.insert(2, "--with-volumes");
-    start_logging_to(&r, &args, &log2);
+    start_logging_to(&r, &r.import_args(&archive, &["--with-volumes"]), &log2);
     wait_until("counting after import", || count(&r) > at_dump + 3);
     assert_eq!(lines(&log2)[0].0, at_dump + 1);
     assert_eq!(read(root.join("etc/added")), "new\n");
@@ -286,7 +272,7 @@ fn volumes_are_restored_only_when_asked_and_never_into_a_read_only_bind() {
     carry_host_files(&c, &r);
     let mine = r.host_dir().join("volume-file");
     std::fs::write(&mine, "the restoring host's\n").unwrap();
-    let out = r.lcr(&import_args(&r, &archive));
+    let out = r.lcr(&r.import_args(&archive, &[]));
     assert_success(&out);
     assert_eq!(
         read(&mine),
@@ -307,9 +293,7 @@ fn volumes_are_restored_only_when_asked_and_never_into_a_read_only_bind() {
             }
         }
     });
-    let mut args = import_args(&ro, &archive);
-    args.insert(2, "--with-volumes");
-    let out = ro.lcr(&args);
+    let out = ro.lcr(&ro.import_args(&archive, &["--with-volumes"]));
     assert!(
         !out.status.success(),
         "volumes written into a read-only bind"
@@ -416,7 +400,7 @@ fn inspect_and_verify_tell_good_archives_from_damaged_ones() {
     let r = Ctr::new("ar-verify2").unwrap();
     carry_host_files(&c, &r);
     let digest = sha(&flipped);
-    let out = r.lcr(&import_args(&r, &flipped));
+    let out = r.lcr(&r.import_args(&flipped, &[]));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("checksum mismatch"),

@@ -451,16 +451,13 @@ fn archives_are_neither_read_from_nor_written_to_a_terminal() {
 fn many_entries(c: &Case, n: usize) -> PathBuf {
     let empty = sha256(b"");
     let names: Vec<String> = (0..n).map(|i| format!("checkpoint/{i}")).collect();
-    let m = json!({
-        "format": 1, "lcr_version": "0.1.0", "criu_version": "4.2.1", "kernel": "6.18",
-        "arch": std::env::consts::ARCH, "cgroup_version": "v1", "page_size": 4096,
-        "packed": "2026-11-23T00:00:00Z",
-        "container": {"id": "x", "command": ["sh"], "created": null, "checkpointed": "",
-            "namespaces": [], "mounts": [], "cgroup_path": "/lcr/x", "limits": null,
-            "memory_dumped": null, "rootfs_diff": false, "volumes": []},
-        "entries": names.iter().map(|n| json!({"name": n, "size": 0, "sha256": empty})).collect::<Vec<_>>(),
+    let m = manifest(&[], |m| {
+        m["entries"] = names
+            .iter()
+            .map(|n| json!({"name": n, "size": 0, "sha256": empty}))
+            .collect();
     });
-    let mut entries = vec![file("lcr-manifest.json", &serde_json::to_vec(&m).unwrap())];
+    let mut entries = vec![m];
     entries.extend(names.iter().map(|n| file(n, b"")));
     let archive = c.dir.path().join(format!("many-{n}.tar.zst"));
     std::fs::write(

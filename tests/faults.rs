@@ -26,6 +26,22 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     all
 }
 
+/// A counting container and a checkpoint of it in `img` (taken with --leave-running: the
+/// container counts on).
+fn counter_and_images(name: &str) -> Option<(Ctr, PathBuf)> {
+    let (c, _log) = counter(name)?;
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    Some((c, img))
+}
+
+/// A second bundle to restore `c`'s images into, its /host holding the files `c` had open.
+fn restore_target(c: &Ctr, name: &str) -> Ctr {
+    let r = Ctr::new(name).unwrap();
+    carry_host_files(c, &r);
+    r
+}
+
 /// A second bundle for `c`'s images that uses `c`'s own rootfs (by absolute path) under
 /// another id and cgroup: what a user restoring "from the running container's bundle" does.
 fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
@@ -46,11 +62,9 @@ fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
 
 #[test]
 fn a_failed_restore_never_removes_the_restore_bundles_rootfs() {
-    let Some((c, _log)) = counter("flt-rootfs") else {
+    let Some((c, img)) = counter_and_images("flt-rootfs") else {
         return;
     };
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
     let rootfs = c.bundle.join("rootfs");
     let before = tree(&rootfs);
     assert!(
@@ -83,11 +97,9 @@ fn a_failed_restore_never_removes_the_restore_bundles_rootfs() {
 
 #[test]
 fn a_restore_into_a_populated_cgroup_is_refused_and_the_original_lives() {
-    let Some((c, _log)) = counter("flt-cgshare") else {
+    let Some((c, img)) = counter_and_images("flt-cgshare") else {
         return;
     };
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
     // Same bundle (so the same cgroupsPath), new id.
     let other = format!("{}-copy", c.id);
     let args = [
@@ -287,13 +299,10 @@ fn settled_pids(c: &Ctr) -> Vec<i32> {
 
 #[test]
 fn a_restore_killed_at_any_moment_leaves_no_container_unknown_and_the_id_reusable() {
-    let Some((c, _log)) = counter("flt-killrst") else {
+    let Some((c, img)) = counter_and_images("flt-killrst") else {
         return;
     };
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
-    let r = Ctr::new("flt-killrst2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-killrst2");
     let mut outcomes = Vec::new();
     let log = r.tmp.path().join("restore.log");
     for delay_ms in (0..360).step_by(12).chain([600, 1500]) {
@@ -397,8 +406,7 @@ fn an_imported_checkpoint_never_gets_more_than_the_restore_bundle_allows() {
         let log = std::fs::File::create(r.tmp.path().join("r.log")).unwrap();
         let out = r
             .cmd()
-            .args(["restore", "-d", "--bundle", r.bundle.to_str().unwrap()])
-            .args(["--import", archive.to_str().unwrap(), &r.id])
+            .args(r.import_args(&archive, &[]))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .status()
@@ -410,8 +418,7 @@ fn an_imported_checkpoint_never_gets_more_than_the_restore_bundle_allows() {
         assert!(!cgroup_exists(&r.cgroup), "{why}: cgroup left");
     };
     // A default bundle: new pid and network namespaces, default capabilities.
-    let r = Ctr::new("flt-iso2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-iso2");
     let (st, err) = import(&r);
     assert!(!st.success(), "restored into the host's namespaces");
     assert!(
@@ -558,16 +565,7 @@ fn an_export_killed_at_any_moment_never_leaves_the_container_frozen_nor_its_imag
                     c.ok(&["delete", "--force", &c.id]);
                 }
                 let log = c.tmp.path().join(format!("r{round}.log"));
-                let args = [
-                    "restore",
-                    "-d",
-                    "--bundle",
-                    c.bundle.to_str().unwrap(),
-                    "--import",
-                    archive.to_str().unwrap(),
-                    &c.id,
-                ];
-                start_logging_to(&c, &args, &log);
+                start_logging_to(&c, &c.import_args(&archive, &[]), &log);
                 let n = count(&c);
                 wait_until("counting after import", || count(&c) > n + 1);
                 outcomes.push("exported");
@@ -730,8 +728,7 @@ fn images_crafted_to_hang_criu_end_in_an_error_within_the_timeout() {
     let img = c.tmp.path().join("img");
     assert_success(&checkpoint(&c, &img, &[]));
     make_ppid_loop(&img);
-    let r = Ctr::new("flt-hang2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-hang2");
     let out = std::fs::File::create(r.tmp.path().join("r.log")).unwrap();
     let mut child = r
         .cmd()
@@ -753,11 +750,9 @@ fn images_crafted_to_hang_criu_end_in_an_error_within_the_timeout() {
 
 #[test]
 fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
-    let Some((c, _log)) = counter("flt-cutpages") else {
+    let Some((c, img)) = counter_and_images("flt-cutpages") else {
         return;
     };
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
     let pages = std::fs::read_dir(&img)
         .unwrap()
         .flatten()
@@ -775,8 +770,7 @@ fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
         .open(&pages)
         .unwrap();
     f.set_len(len / 2).unwrap();
-    let r = Ctr::new("flt-cutpages2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-cutpages2");
     let started = std::time::Instant::now();
     let out = r.lcr(&r.restore_args(&img, &["--timeout", "60"]));
     let err = stderr(&out);
@@ -800,14 +794,11 @@ fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
 
 #[test]
 fn stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd() {
-    let Some((c, _log)) = counter("flt-stdio") else {
+    // Checkpointed with stdout and stderr to a log file, stdin /dev/null.
+    let Some((c, img)) = counter_and_images("flt-stdio") else {
         return;
     };
-    // Checkpointed with stdout and stderr to a log file, stdin /dev/null.
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
-    let r = Ctr::new("flt-stdio2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-stdio2");
     let log = r.tmp.path().join("r.log");
     for (what, stdout) in [
         ("a pipe", Stdio::piped()),
@@ -841,18 +832,15 @@ fn stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd() {
 
 #[test]
 fn a_garbled_inventory_is_named_not_hidden_behind_criu_noise() {
-    let Some((c, _log)) = counter("flt-inv") else {
+    let Some((c, img)) = counter_and_images("flt-inv") else {
         return;
     };
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
     // The message claims more bytes than the file holds.
     let inv = img.join("inventory.img");
     let mut data = std::fs::read(&inv).unwrap();
     data[4] = data[4].wrapping_add(64);
     std::fs::write(&inv, &data).unwrap();
-    let r = Ctr::new("flt-inv2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-inv2");
     let out = r.lcr(&r.restore_args(&img, &[]));
     let err = stderr(&out);
     assert!(!out.status.success());
@@ -863,11 +851,9 @@ fn a_garbled_inventory_is_named_not_hidden_behind_criu_noise() {
 
 #[test]
 fn a_restore_or_import_interrupted_at_any_moment_is_undone_whole() {
-    let Some((c, _log)) = counter("flt-term") else {
+    let Some((c, img)) = counter_and_images("flt-term") else {
         return;
     };
-    let img = c.tmp.path().join("img");
-    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
     let archive = c.tmp.path().join("a.tar.zst");
     let out = c.lcr(&[
         "checkpoint",
@@ -877,21 +863,18 @@ fn a_restore_or_import_interrupted_at_any_moment_is_undone_whole() {
         &c.id,
     ]);
     assert_success(&out);
-    let r = Ctr::new("flt-term2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-term2");
     let tmp = r.tmp.path().join("tmpdir");
     std::fs::create_dir(&tmp).unwrap();
     let log = r.tmp.path().join("r.log");
     let mut outcomes = Vec::new();
     for import in [false, true] {
         for delay_ms in (0..400).step_by(25) {
-            let mut args = vec!["restore", "-d", "--bundle", r.bundle.to_str().unwrap()];
-            if import {
-                args.extend(["--import", archive.to_str().unwrap()]);
+            let args = if import {
+                r.import_args(&archive, &[])
             } else {
-                args.extend(["--image-path", img.to_str().unwrap()]);
-            }
-            args.push(&r.id);
+                r.restore_args(&img, &[])
+            };
             let out = std::fs::File::create(&log).unwrap();
             let mut child = r
                 .cmd()
@@ -1010,8 +993,7 @@ fn a_checkpoint_restores_only_under_the_seccomp_filter_its_bundle_compiles_to() 
     let img = c.tmp.path().join("img");
     assert_success(&checkpoint(&c, &img, &["--leave-running"]));
     // Another filter (one that forbids something else): refused before CRIU runs.
-    let r = Ctr::new("flt-seccomp2").unwrap();
-    carry_host_files(&c, &r);
+    let r = restore_target(&c, "flt-seccomp2");
     r.edit(|v| v["linux"]["seccomp"] = profile("reboot"));
     let out = r.lcr(&r.restore_args(&img, &[]));
     let err = stderr(&out);

@@ -17,7 +17,7 @@ mod watchdog;
 pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
 pub use mounts::{ExternalMount, MountKind};
 pub use record::{Record, RECORD_FILE};
-pub use restore::{check_origin, restore, RestoreOpts};
+pub use restore::{check_origin, restore, RestoreOpts, DEFAULT_TIMEOUT};
 pub use settings::CriuSettings;
 pub use stats::{DumpStats, RestoreStats};
 pub use stdio::{StdioFile, StdioKind};

@@ -65,7 +65,8 @@ fn check_compatible(r: &Record, image_dir: &Path, bundle: &Bundle, lazy: bool) -
     // A lazy restore starts while its dump still serves pages: the record is provisional then.
     if r.provisional && !lazy {
         return Err(bad(format!(
-            "the checkpoint of {:?} never finished ({} is provisional: lcr was stopped during              the dump), so the container may still be running; not restoring a second copy",
+            "the checkpoint of {:?} never finished ({} is provisional: lcr was stopped during \
+             the dump), so the container may still be running; not restoring a second copy",
             r.id,
             super::RECORD_FILE
         )));
@@ -267,7 +268,7 @@ pub fn restore(
     if let Some(d) = &diff {
         tracing::info!(changed = d.changed, deleted = d.deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
     }
-    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
     let origin = o.origin.clone().unwrap_or_else(|| image_dir.clone());
     let mut state = State::new(id, &bundle, &cgroup_path, Some(origin));
     // Recorded (status `creating`) before anything exists, and again with the pid before the

@@ -28,9 +28,8 @@ enum Command {
         dir: PathBuf,
         #[arg(short, long)]
         quiet: bool,
-        /// Refuse an archive whose manifest declares more than this (K, M, G, T suffixes).
-        #[arg(long, value_parser = super::parse_size, default_value = "64G")]
-        max_size: u64,
+        #[command(flatten)]
+        max_size: super::MaxSize,
     },
     /// Show what a checkpoint (archive or image directory) holds.
     Inspect {
@@ -43,9 +42,8 @@ enum Command {
         path: PathBuf,
         #[arg(short, long)]
         quiet: bool,
-        /// Refuse an archive whose manifest declares more than this (K, M, G, T suffixes).
-        #[arg(long, value_parser = super::parse_size, default_value = "64G")]
-        max_size: u64,
+        #[command(flatten)]
+        max_size: super::MaxSize,
     },
 }
 
@@ -82,7 +80,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             max_size,
         } => {
             let _signals = image::interrupt::Guard::install();
-            let input = Input::open(&file)?.max_total(max_size);
+            let input = Input::open(&file)?.max_total(max_size.bytes);
             let m = image::unpack(input, &dir, quiet, &|_| Ok(()))?;
             if !quiet {
                 eprintln!(
@@ -106,7 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             quiet,
             max_size,
         } => {
-            let v = image::verify(&path, quiet, max_size)?;
+            let v = image::verify(&path, quiet, max_size.bytes)?;
             if v.checksums {
                 println!(
                     "{}: OK: {} files, {} bytes, sizes and SHA-256 match the manifest, CRIU's files are complete",

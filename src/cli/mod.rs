@@ -139,6 +139,15 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--max-size` of the commands that read archives.
+#[derive(clap::Args)]
+pub struct MaxSize {
+    /// Refuse an archive whose manifest declares more than this many bytes (K, M, G, T
+    /// suffixes; the default is 64G).
+    #[arg(long = "max-size", value_parser = parse_size, default_value_t = lcr::image::DEFAULT_MAX_TOTAL)]
+    pub bytes: u64,
+}
+
 /// A size in bytes, with an optional K, M, G or T suffix (powers of 1024): `64G`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, shift) = match s.trim().char_indices().last() {

@@ -26,9 +26,8 @@ pub struct Args {
     /// No progress display.
     #[arg(short, long)]
     quiet: bool,
-    /// With --import: refuse an archive whose manifest declares more than this (K, M, G, T).
-    #[arg(long, value_parser = super::parse_size, default_value = "64G")]
-    max_size: u64,
+    #[command(flatten)]
+    max_size: super::MaxSize,
     #[command(flatten)]
     criu: CriuFlags,
     /// Return once restored instead of waiting.
@@ -48,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     print_stats: bool,
     /// Seconds CRIU may take to restore before it is stopped (0: no limit).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = checkpoint::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
     /// Write the bind-mount contents an archive holds (`checkpoint --with-volumes`) into this
     /// bundle's bind sources; never into a bind mounted read-only.
@@ -66,7 +65,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let temp_images;
     let image_path = match (&a.import, &a.image_path) {
         (Some(file), dir) => {
-            let input = Input::open(file)?.max_total(a.max_size);
+            let input = Input::open(file)?.max_total(a.max_size.bytes);
             // Refused from the manifest, before gigabytes are unpacked for nothing.
             let criu = a.criu.settings()?.criu;
             let source = file.display().to_string();

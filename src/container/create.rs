@@ -86,7 +86,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
         }
     }
 
-    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
     // Recorded (status `creating`) before anything exists: if this lcr is killed, a later
     // `lcr delete` finds the cgroup and the processes to remove.
     let mut state = State::new(id, &bundle, &cgroup_path, None);

@@ -1,8 +1,7 @@
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
-
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -127,20 +126,28 @@ impl Store {
 
     /// Locks an existing container's directory, waiting at most [`lock_wait`] for another lcr
     /// command that holds it.
-    ///
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        self.acquire(id, lock_wait(), true)
+    }
+
+    /// Locks container `id` if nobody holds its lock now; never waits.
+    pub fn try_lock(&self, id: &str) -> Result<Lock> {
+        self.acquire(id, Duration::ZERO, false)
+    }
+
     /// The lock file lives in the directory `delete` removes, so a command that waited may
     /// end up holding the lock of a file that is gone (the container deleted meanwhile) or
     /// replaced (deleted and made anew under the same id): after locking, the file must
-    /// still be the one at the path, else it looks again.
-    pub fn lock(&self, id: &str) -> Result<Lock> {
+    /// still be the one at the path, else it looks again. `create` makes the lock file of a
+    /// container that has none yet.
+    fn acquire(&self, id: &str, wait: Duration, create: bool) -> Result<Lock> {
         validate_id(id)?;
         let dir = self.dir(id);
         let path = dir.join("lock");
-        let waited = lock_wait();
-        let deadline = Instant::now() + waited;
+        let deadline = Instant::now() + wait;
         loop {
-            let f = fs::OpenOptions::new()
-                .create(true)
+            let mut f = fs::OpenOptions::new()
+                .create(create)
                 .truncate(false)
                 .write(true)
                 .open(&path)
@@ -151,7 +158,6 @@ impl Store {
                         source: e,
                     },
                 })?;
-            let mut f = f;
             let locked = loop {
                 match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
                     Ok(l) => break l,
@@ -162,7 +168,7 @@ impl Store {
                     Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                         return Err(Error::Busy {
                             id: id.to_string(),
-                            waited,
+                            waited: wait,
                         })
                     }
                     Err((_, e)) => {
@@ -184,33 +190,9 @@ impl Store {
 
     /// Removes what deletes killed midway left (see [`trash_name`]), once their lcr is gone.
     fn sweep_trash(&self) {
-        for e in fs::read_dir(&self.root).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.rsplit_once(TRASH_MARK).map(|(_, pid)| pid.to_string()) else {
-                continue;
-            };
-            if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = crate::fsutil::remove_tree(&e.path());
-            }
-        }
-    }
-
-    /// Locks container `id` if nobody holds its lock now; never waits.
-    pub fn try_lock(&self, id: &str) -> Result<Lock> {
-        let path = self.dir(id).join("lock");
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|_| Error::NotFound(id.to_string()))?;
-        let held = Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|_| Error::Busy {
-            id: id.to_string(),
-            waited: Duration::ZERO,
-        })?;
-        if same_file(&held, &path) {
-            Ok(Lock(held))
-        } else {
-            Err(Error::NotFound(id.to_string()))
-        }
+        crate::fsutil::remove_orphans(&self.root, |name| {
+            name.rsplit_once(TRASH_MARK)?.1.parse().ok()
+        });
     }
 
     /// A directory without state.json whose lock nobody holds was left by an lcr killed
@@ -221,11 +203,9 @@ impl Store {
         if dir.join(super::STATE_FILE).exists() {
             return false;
         }
-        // No lock file yet: another create may be between its mkdir and its lock.
-        let Ok(f) = fs::File::open(dir.join("lock")) else {
-            return false;
-        };
-        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        // No lock file yet (try_lock makes none): another create may be between its mkdir
+        // and its lock.
+        match self.try_lock(id) {
             Ok(_held) => {
                 !dir.join(super::STATE_FILE).exists() && crate::fsutil::remove_tree(&dir).is_ok()
             }

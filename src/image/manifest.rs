@@ -97,10 +97,6 @@ impl Manifest {
         Ok(())
     }
 
-    pub fn entry(&self, name: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.name == name)
-    }
-
     /// The sum of all entry sizes: what a well-formed archive decompresses to, headers aside.
     pub fn total_size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()

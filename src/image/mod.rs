@@ -29,6 +29,6 @@ pub use inspect::{inspect, render, Inspection};
 pub use manifest::{Entry, Manifest, MountSummary, Origin, Summary, FORMAT};
 pub use output::Output;
 pub use pack::{pack, PackOpts};
-pub use read::Input;
+pub use read::{Input, DEFAULT_MAX_TOTAL};
 pub use unpack::{unpack, unpack_into, Precheck};
 pub use verify::{verify, Verified};

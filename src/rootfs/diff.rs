@@ -273,14 +273,17 @@ pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<Applied>> {
     applied.changed = tree::extract(&diff_tar, &staged)?;
     let mut entries = Vec::new();
     staged_entries(&staged, "", &mut entries)?;
+    let bad_entry = |rel: &String, reason: String| Error::Value {
+        what: format!("{} entry", diff_tar.display()),
+        value: rel.clone(),
+        reason,
+    };
     for (rel, _) in &entries {
-        check_inside(&root, rel).map_err(|why| Error::Value {
-            what: format!("{} entry", diff_tar.display()),
-            value: rel.clone(),
-            reason: why,
-        })?;
+        check_inside(&root, rel).map_err(|why| bad_entry(rel, why))?;
     }
-    // Checked: now the rootfs changes, each step recorded for the undo.
+    // Checked: now the rootfs changes, each step recorded for the undo. Each path is checked
+    // again just before it is touched: an entry put in place a moment ago (a symlink) may be
+    // what a later path would resolve through.
     for rel in &deleted {
         check_inside(&root, rel).map_err(|why| bad_deletion(rel, why))?;
         applied.save(rel)?;
@@ -292,11 +295,7 @@ pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<Applied>> {
         if is_dir && existing.as_ref().is_some_and(|m| m.is_dir()) {
             continue; // merged into the directory that is there
         }
-        check_inside(&root, &rel).map_err(|why| Error::Value {
-            what: format!("{} entry", diff_tar.display()),
-            value: rel.clone(),
-            reason: why,
-        })?;
+        check_inside(&root, &rel).map_err(|why| bad_entry(&rel, why))?;
         applied.save(&rel)?;
         if is_dir {
             let md = staged

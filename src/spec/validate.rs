@@ -77,14 +77,16 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
                 "mappings given without a user namespace".into(),
             ));
         }
+        // Split as text: Path's components drop `.`, and `/.` would name the hierarchy root.
         if let Some(cg) = l.cgroups_path() {
             if cg
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
+                .to_string_lossy()
+                .split('/')
+                .any(|c| c == "." || c == "..")
             {
                 return Err(bad(
                     "linux.cgroupsPath",
-                    format!("{} must not contain ..", cg.display()),
+                    format!("{}: '.' and '..' components are not allowed", cg.display()),
                 ));
             }
         }
@@ -158,6 +160,26 @@ mod tests {
         v["linux"]["namespaces"].as_array_mut().unwrap().push(ns);
         let (_d, e) = bundle_with(&v.to_string());
         assert!(e.unwrap_err().to_string().contains("listed twice"));
+    }
+
+    #[test]
+    fn cgroups_paths_with_dot_components_are_refused() {
+        for bad in ["/.", "/a/../b", "..", "a/./b", "/lcr/.."] {
+            let mut v = default_json();
+            v["linux"]["cgroupsPath"] = serde_json::json!(bad);
+            let (_d, e) = bundle_with(&v.to_string());
+            let e = e.unwrap_err().to_string();
+            assert!(
+                e.contains("linux.cgroupsPath") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+        let mut v = default_json();
+        v["linux"]["cgroupsPath"] = serde_json::json!("/lcr/a.b/..c");
+        assert!(
+            bundle_with(&v.to_string()).1.is_ok(),
+            "dots inside names are fine"
+        );
     }
 
     #[test]

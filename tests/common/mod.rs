@@ -196,6 +196,21 @@ impl Ctr {
         a
     }
 
+    /// The arguments of `lcr restore -d --import FILE` into this container's bundle and id,
+    /// with `extra` flags.
+    pub fn import_args<'a>(&'a self, file: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["restore", "-d"];
+        a.extend_from_slice(extra);
+        a.extend([
+            "--bundle",
+            self.bundle.to_str().unwrap(),
+            "--import",
+            file.to_str().unwrap(),
+            &self.id,
+        ]);
+        a
+    }
+
     /// `lcr restore -d` of the images in `img` into this container's bundle and id.
     pub fn try_restore(&self, img: &Path) -> Output {
         self.lcr(&self.restore_args(img, &[]))
