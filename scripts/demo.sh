@@ -40,6 +40,7 @@ step lcr --root "$ROOT" resume "$ID"
 sleep 0.5; c=$(cat "$WORK/out/count"); echo "resumed: count $b -> $c"; [ "$c" -gt "$b" ]
 step lcr --root "$ROOT" events --stats "$ID"
 step lcr --root "$ROOT" list
+step lcr check
 step lcr features
 
 # Checkpoint: the container is dumped by CRIU and removed; restore brings it back, under a

@@ -29,6 +29,19 @@ fn mount_id(path: &Path) -> io::Result<u64> {
     Ok(stx.stx_mnt_id)
 }
 
+/// The mount point of the mount `path` is on: its highest ancestor on the same mount.
+pub fn mount_point_of(path: &Path) -> io::Result<PathBuf> {
+    let id = mount_id(path)?;
+    let mut top = path.to_path_buf();
+    while let Some(parent) = top.parent() {
+        if parent.as_os_str().is_empty() || mount_id(parent)? != id {
+            break;
+        }
+        top = parent.to_path_buf();
+    }
+    Ok(top)
+}
+
 /// Removes the directory tree at `dir` (or the file) without ever crossing a mount point: a
 /// directory below it that is another mount — a bind mount of a rootfs still in place, say —
 /// is left whole and the removal fails naming it. Symlinks are removed, never followed.

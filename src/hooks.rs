@@ -1,6 +1,6 @@
 //! OCI hooks: each runs with the container state as JSON on stdin.
 
-use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,14 +74,25 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &str) -> Result<()> {
     }
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin must not fail the write: ignore EPIPE.
-        let _ = stdin.write_all(state_json.as_bytes());
-    }
+    // The state goes in as the hook takes it, between checks of its exit and timeout: a hook
+    // that never reads cannot stall lcr (states can exceed a pipe's buffer), and one that exits
+    // without reading is no error.
+    let mut stdin = child.stdin.take().filter(|s| set_nonblocking(s).is_ok());
+    let mut written = 0;
     let deadline = hook
         .timeout()
         .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
     loop {
+        if let Some(pipe) = &stdin {
+            match write_without_sigpipe(pipe, &state_json.as_bytes()[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => written = state_json.len(),
+            }
+            if written == state_json.len() {
+                stdin = None;
+            }
+        }
         match child.try_wait().map_err(|e| err(e.to_string()))? {
             Some(st) if st.success() => return Ok(()),
             Some(st) => return Err(err(format!("exited with {st}"))),
@@ -97,4 +108,39 @@ fn run_one(kind: Kind, hook: &Hook, state_json: &str) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn set_nonblocking(pipe: &impl AsFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(pipe.as_fd(), FcntlArg::F_GETFL)?;
+    fcntl(
+        pipe.as_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}
+
+/// write(2) with SIGPIPE blocked in this thread, so that a reader that is gone is EPIPE, not
+/// the end of lcr (whose rollback would then never run); the signal the write raised is taken
+/// off again before the mask is restored.
+fn write_without_sigpipe(pipe: &impl AsFd, buf: &[u8]) -> std::io::Result<usize> {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut only_pipe = SigSet::empty();
+    only_pipe.add(Signal::SIGPIPE);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&only_pipe), Some(&mut old))?;
+    let r = nix::unistd::write(pipe.as_fd(), buf).map_err(std::io::Error::from);
+    if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EPIPE))
+        && !old.contains(Signal::SIGPIPE)
+    {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: sigtimedwait with a valid set and a zero timeout; it only dequeues the
+        // pending SIGPIPE this write raised (or returns EAGAIN).
+        unsafe { libc::sigtimedwait(only_pipe.as_ref(), std::ptr::null_mut(), &zero) };
+    }
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    r
 }

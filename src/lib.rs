@@ -5,10 +5,10 @@
 //! [`cgroups`] and [`security`] apply the config, [`hooks`] runs OCI hooks.
 
 pub mod cgroups;
+pub mod check;
 pub mod checkpoint;
 pub mod container;
 mod error;
-pub mod features;
 pub mod fsutil;
 pub mod hooks;
 pub mod image;

@@ -352,6 +352,27 @@ fn inspect_and_verify_tell_good_archives_from_damaged_ones() {
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
+    // The stdio by the paths they had, not CRIU's keys for them.
+    assert!(
+        text.contains("/dev/null (the container's stdio") && !text.contains("file["),
+        "{text}"
+    );
+    // lcr names itself as the engine, and the image the bundle names.
+    let member = |name: &str| -> Value {
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(&archive)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        member("spec.dump")["annotations"]["io.container.manager"],
+        "lcr"
+    );
+    assert_eq!(member("config.dump")["rootfsImageName"], COUNTER_IMAGE);
     let i: Value =
         serde_json::from_str(&c.ok(&["image", "inspect", "--json", archive.to_str().unwrap()]))
             .unwrap();

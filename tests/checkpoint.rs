@@ -67,6 +67,25 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(count(&r), n);
     r.ok(&["resume", &r.id]);
+    // An exec'd process joins every namespace of the restored init, the time namespace CRIU
+    // made for it too, and is checkpointed with it.
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/time")).unwrap();
+    let pidf = r.tmp.path().join("exec.pid");
+    r.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidf.to_str().unwrap(),
+        &r.id,
+        "sleep",
+        "1000",
+    ]);
+    let epid = read(&pidf).trim().to_string();
+    assert_eq!(
+        ns(&epid),
+        ns(&pid.to_string()),
+        "exec in the init's time namespace"
+    );
 
     // A second checkpoint of the restored container, and a third life.
     let img2 = r.tmp.path().join("img2");
@@ -168,6 +187,77 @@ fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
     wait_until("new source read", || {
         read(r.tmp.path().join("host/seen")) == "new"
     });
+}
+
+#[test]
+fn a_bind_mount_inside_another_bind_mount_is_restored() {
+    let Some(c) = Ctr::new("cr-nested") else {
+        return;
+    };
+    if !criu_ready() {
+        return;
+    }
+    c.host_dir();
+    // /test from one source, /test/for/nested from another: the nested mount point lies in
+    // the first source, which in the restore bundle is a fresh directory without it.
+    let sources = |r: &Ctr, who: &str| {
+        let outer = r.tmp.path().join("outer");
+        let inner = r.tmp.path().join("inner");
+        std::fs::create_dir(&outer).unwrap();
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(inner.join("who"), who).unwrap();
+        r.edit(|v| {
+            let m = v["mounts"].as_array_mut().unwrap();
+            m.push(json!({"destination": "/test", "type": "bind", "source": outer, "options": ["rbind"]}));
+            m.push(json!({"destination": "/test/for/nested", "type": "bind", "source": inner, "options": ["rbind", "ro"]}));
+        });
+    };
+    sources(&c, "old");
+    c.args("while :; do cat /test/for/nested/who > /host/seen.tmp; mv /host/seen.tmp /host/seen; sleep 0.05; done");
+    c.run_detached();
+    wait_until("nested source read", || {
+        read(c.tmp.path().join("host/seen")) == "old"
+    });
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &[]));
+    let r = Ctr::new("cr-nested2").unwrap();
+    r.host_dir();
+    sources(&r, "new");
+    restore_into(&c, &r, &img, &r.tmp.path().join("log"));
+    wait_until("nested source read after restore", || {
+        read(r.tmp.path().join("host/seen")) == "new"
+    });
+}
+
+#[test]
+fn the_containers_criu_config_annotation_is_honoured() {
+    let Some(c) = counter_bundle("cr-config") else {
+        return;
+    };
+    // A configuration file CRIU cannot parse: the dump fails because CRIU read it, and the
+    // container counts on.
+    let conf = c.tmp.path().join("criu.conf");
+    std::fs::write(&conf, "no-such-criu-option-xyz\n").unwrap();
+    c.edit(|v| v["annotations"] = json!({"org.criu.config": conf}));
+    start_counting(&c);
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &["--leave-running"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(c.state()["status"], "running");
+    let n = count(&c);
+    wait_until("counting after the refused dump", || count(&c) > n + 2);
+    // A missing file is named before CRIU runs.
+    std::fs::remove_file(&conf).unwrap();
+    let out = checkpoint(&c, &img, &["--leave-running"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("org.criu.config") && err.contains(conf.to_str().unwrap()),
+        "{err}"
+    );
+    // And a valid one lets the dump through.
+    std::fs::write(&conf, "tcp-established\n").unwrap();
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
 }
 
 #[test]
@@ -275,7 +365,7 @@ fn features_the_kernel_lacks_are_refused_before_touching_the_container() {
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains("--parent-path"));
     }
-    if lcr::features::lazy_pages_blocker().is_some() {
+    if lcr::check::lazy_pages_blocker().is_some() {
         let out = checkpoint(&c, &c.tmp.path().join("lazy"), &["--lazy-pages"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains("fs.pipe-max-size"));

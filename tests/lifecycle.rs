@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -123,6 +124,13 @@ fn pause_freezes_and_resume_continues() {
 #[test]
 fn exec_joins_the_containers_namespaces_and_returns_its_code() {
     let Some(c) = Ctr::new("exec") else { return };
+    // With a cgroup namespace (which `lcr spec` adds only on cgroup v2 hosts).
+    c.edit(|v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        if !ns.iter().any(|n| n["type"] == "cgroup") {
+            ns.push(serde_json::json!({"type": "cgroup"}));
+        }
+    });
     c.args("exec sleep 60");
     c.run_detached();
     let pid = c.pid();
@@ -184,6 +192,65 @@ fn events_stats_report_the_cgroup() {
     assert_eq!(ev["data"]["pids"]["limit"], 50);
     assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
     assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().is_some());
+}
+
+/// `lcr events` streams until the container stops: an `oom` event when its cgroup hits the
+/// memory limit, statistics every interval, and then it ends by itself.
+#[test]
+fn events_stream_oom_notifications_until_the_container_stops() {
+    let Some(c) = Ctr::new("oom") else { return };
+    c.edit(|v| v["linux"]["resources"]["memory"] = json!({"limit": 16u64 << 20}));
+    // Waits until the stream is there, then asks dd for a 64 MiB buffer (no swap: killed).
+    let flag = c.host_dir().join("go");
+    c.args("while [ ! -e /host/go ]; do sleep 0.05; done; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1; exit 3");
+    c.run_detached();
+    let mut events = c
+        .cmd()
+        .args(["events", "--interval", "300ms", &c.id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&flag, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        if let Some(st) = events.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = events.kill();
+            let _ = events.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines = reader.join().unwrap();
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "events ends with the container: {lines:?}"
+    );
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        parsed
+            .iter()
+            .any(|e| e["type"] == "oom" && e["id"] == c.id.as_str()),
+        "{lines:?}"
+    );
+    assert!(
+        parsed.iter().filter(|e| e["type"] == "stats").count() >= 2,
+        "{lines:?}"
+    );
 }
 
 #[test]

@@ -92,7 +92,14 @@ pub struct Session {
     binary: PathBuf,
     sock: Option<OwnedFd>,
     child: Option<Child>,
+    /// CRIU's stderr: an unnamed memory file, so nothing CRIU prints reaches lcr's caller
+    /// (podman's and containerd's container logs, a user's terminal). Its tail is quoted
+    /// when CRIU dies without answering.
+    stderr: Option<std::fs::File>,
 }
+
+/// How much of CRIU's stderr an error quotes.
+const STDERR_TAIL: usize = 2048;
 
 impl Session {
     /// Starts `binary swrk 3`, handing it `criu_fds` as fd 4, 5, …
@@ -108,11 +115,13 @@ impl Session {
         passed.push(theirs);
         passed.extend(criu_fds);
         debug_assert_eq!(SWRK_FD + 1, FIRST_PASSED_FD);
+        let stderr = stderr_sink()?;
         let mut cmd = Command::new(binary);
         cmd.arg("swrk")
             .arg(SWRK_FD.to_string())
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(stderr.try_clone().map_err(Error::Io)?);
         let child = spawn_with_fds(&mut cmd, &passed, SWRK_FD).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(binary.to_path_buf())
@@ -131,6 +140,7 @@ impl Session {
             binary: binary.to_path_buf(),
             sock: Some(ours),
             child: Some(child),
+            stderr: Some(stderr),
         })
     }
 
@@ -175,10 +185,14 @@ impl Session {
         loop {
             let Some((resp, fds)) = self.recv()? else {
                 let status = self.reap();
+                let said = self
+                    .stderr_tail()
+                    .map(|t| format!("; it printed: {t}"))
+                    .unwrap_or_default();
                 return Err(Error::Criu {
                     request: kind,
                     errno: 0,
-                    errmsg: Some(format!("criu exited without answering ({status})")),
+                    errmsg: Some(format!("criu exited without answering ({status}){said}")),
                     log_excerpt: log_path.as_deref().and_then(log_excerpt),
                     log_file: log_path,
                 });
@@ -383,6 +397,20 @@ impl Session {
         Ok(Some((resp, fds)))
     }
 
+    /// The last lines CRIU wrote to its stderr, if any.
+    fn stderr_tail(&self) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = self.stderr.as_ref()?;
+        let len = f.seek(SeekFrom::End(0)).ok()?;
+        f.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL as u64)))
+            .ok()?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.lines().collect::<Vec<_>>().join(" / "))
+    }
+
     /// Closes the socket and waits for CRIU, killing it after a grace period.
     fn reap(&mut self) -> ExitStatus {
         self.sock = None;
@@ -404,6 +432,13 @@ impl Session {
             }
         }
     }
+}
+
+/// An unnamed in-memory file for CRIU's stderr.
+fn stderr_sink() -> Result<std::fs::File> {
+    let fd = nix::sys::memfd::memfd_create(c"criu-stderr", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| Error::Io(e.into()))?;
+    Ok(std::fs::File::from(fd))
 }
 
 impl Drop for Session {

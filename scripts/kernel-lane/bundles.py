@@ -29,5 +29,8 @@ def bundle(name, cgroup, args, out, memory=None, pids=None, cpu=None):
 
 bundle("limits", "/lcr-lane/limits", COUNTER, "/out-a", memory=64 << 20, pids=32, cpu=(50000, 100000))
 bundle("restored", "/lcr-lane/restored", COUNTER, "/out-a", memory=96 << 20, pids=40, cpu=(20000, 100000))
+# Waits for /out/go, then asks for a 64 MiB buffer under a 16 MiB memory.max (no swap).
+bundle("oom", "/lcr-lane/oom", "while [ ! -e /out/go ]; do sleep 0.05; done; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1",
+       "/out-c", memory=16 << 20)
 bundle("ticks", "/lcr-lane/ticks", TICKS, "/out-b")
 bundle("ticks2", "/lcr-lane/ticks2", TICKS, "/out-b")

@@ -20,7 +20,7 @@ kib() { du -ck "$1"/pages-*.img 2>/dev/null | tail -1 | cut -f1; }
 run() { # name, then the lcr arguments; stderr kept in $LOGS/name.err
   n=$1; shift; lcr "$@" </dev/null >"$LOGS/$n.out" 2>"$LOGS/$n.err"
 }
-mkdir -p /out-a /out-b
+mkdir -p /out-a /out-b /out-c
 res "kernel $(uname -r); cgroup2 controllers: $(cat $CG/cgroup.controllers); boot-to-tests $(up)s"
 res "lcr: $(lcr --version); $(criu --version | head -1)"
 
@@ -42,6 +42,18 @@ t_lifecycle() {
   run d1 delete -f c1 || { fail "delete: $(cat $LOGS/d1.err)"; return; }
   [ ! -d $d ] || { fail "cgroup $d left after delete"; return; }
   pass "memory.max=$m pids.max=$p cpu.max='$c'"
+}
+
+t_oom_v2() {
+  begin "v2 events: an oom event from memory.events when memory.max is hit; the stream ends with the container"
+  rm -f /out-c/go
+  run o1 run -d --bundle /bundles/oom o1 || { fail "run: $(cat $LOGS/o1.err)"; return; }
+  lcr events --interval 500ms o1 </dev/null >"$LOGS/o2.out" 2>"$LOGS/o2.err" & ev=$!
+  sleep 0.5; touch /out-c/go
+  waitfor '! kill -0 $ev 2>/dev/null' 200 || { kill $ev; fail "events still running after the container stopped: $(cat $LOGS/o2.out)"; return; }
+  grep -q '"type":"oom"' "$LOGS/o2.out" || { fail "no oom event: $(cat $LOGS/o2.out) $(cat $LOGS/o2.err)"; return; }
+  run o3 delete -f o1
+  pass "$(grep -c '"type":"oom"' "$LOGS/o2.out") oom event(s), $(grep -c '"type":"stats"' "$LOGS/o2.out") stats lines"
 }
 
 # The counter of /bundles/limits run as $1, taken away by `lcr checkpoint $2 $1`, then `$3`
@@ -121,6 +133,7 @@ t_lazy() {
 }
 
 t_lifecycle
+t_oom_v2
 t_restore_v2
 t_archive_v2
 t_precopy

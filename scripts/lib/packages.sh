@@ -4,7 +4,7 @@
 
 # scripts/setup.sh: building lcr, the test rootfs, the peers and clients the tests drive.
 PKGS_SETUP="build-essential pkg-config libseccomp-dev busybox-static file runc crun iproute2 procps
-openssh-server openssh-client podman uidmap zstd iptables strace python3 bsdutils util-linux"
+openssh-server openssh-client podman containerd uidmap zstd iptables strace python3 bsdutils util-linux"
 
 # scripts/install-criu.sh: fetching and building CRIU from source.
 PKGS_CRIU_BUILD="build-essential pkgconf libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev

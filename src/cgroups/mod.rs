@@ -6,6 +6,7 @@
 
 mod devices;
 mod limits;
+mod oom;
 mod path;
 mod stats;
 
@@ -16,6 +17,7 @@ use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::FreezerState;
 use oci_spec::runtime::LinuxResources;
 
+pub use oom::OomWatch;
 pub use path::{container_cgroup_path, ROOT};
 pub use stats::Stats;
 
@@ -267,18 +269,38 @@ impl Cgroup {
         self.procs_dir().exists()
     }
 
+    /// Whether any hierarchy has this cgroup: an lcr killed while creating it may have made
+    /// it in some hierarchies only.
+    pub fn present_anywhere(&self) -> bool {
+        let rel = self.path.trim_start_matches('/');
+        let root = hierarchies::auto().root();
+        // v2: the one tree; v1: one tree per hierarchy below the root.
+        root.join(rel).is_dir()
+            || std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|h| h.path().join(rel).is_dir())
+    }
+
     /// Removes the cgroup from every hierarchy. The caller makes sure no process is left in it.
     pub fn destroy(&self) -> Result<()> {
         let rel = self.path.trim_start_matches('/');
         let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
-        cg.delete().map_err(|e| self.err("remove", e))?;
-        // Sub-cgroups (CRIU may make some on restore) and the hybrid unified one.
-        for h in std::fs::read_dir(hierarchies::auto().root())
+        // What cgroups-rs cannot remove (a cgroup missing from some hierarchies, say) is
+        // removed below, or named there.
+        if let Err(e) = cg.delete() {
+            tracing::debug!(error = %e, path = %self.path, "cgroups-rs delete");
+        }
+        // Sub-cgroups (CRIU may make some on restore), the hybrid unified one, and on v2 the
+        // cgroup itself if cgroups-rs left it.
+        let root = hierarchies::auto().root();
+        let below = std::fs::read_dir(&root)
             .into_iter()
             .flatten()
             .flatten()
-        {
-            let d = h.path().join(rel);
+            .map(|h| h.path().join(rel));
+        for d in std::iter::once(root.join(rel)).chain(below) {
             if d.is_dir() {
                 remove_tree(&d).map_err(|e| self.err(&format!("remove {}", d.display()), e))?;
             }

@@ -93,7 +93,7 @@ fn check_kernel(o: &CheckpointOpts) -> Result<()> {
                         .into(),
             });
         }
-        if let Some(why) = crate::features::lazy_pages_blocker() {
+        if let Some(why) = crate::check::lazy_pages_blocker() {
             return Err(Error::Value {
                 what: "--lazy-pages".into(),
                 value: String::new(),
@@ -288,6 +288,9 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         external_namespaces.push(("net".to_string(), EXT_NET_KEY.to_string()));
     }
     opts = o.settings.apply(opts);
+    if let Some(file) = super::settings::criu_config_file(&c.spec)? {
+        opts = opts.config_file(file);
+    }
     if let Some((addr, port)) = &o.page_server {
         opts = opts.page_server(addr.clone(), *port);
     }

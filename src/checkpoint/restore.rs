@@ -334,6 +334,9 @@ pub fn restore(
         }
     }
     opts = o.settings.apply(opts);
+    if let Some(file) = super::settings::criu_config_file(spec)? {
+        opts = opts.config_file(file);
+    }
 
     // runc runs the prestart and createRuntime hooks once CRIU has set up the namespaces.
     let hooks_spec = spec.hooks().clone();

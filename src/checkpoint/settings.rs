@@ -38,6 +38,38 @@ impl Default for CriuSettings {
     }
 }
 
+/// The annotation that names a CRIU configuration file for one container (runc and crun
+/// honour it too); an empty value means none.
+pub const CRIU_CONFIG_ANNOTATION: &str = "org.criu.config";
+
+/// The configuration file CRIU reads for containers whose config does not name one.
+pub const DEFAULT_CRIU_CONFIG: &str = "/etc/criu/lcr.conf";
+
+/// The CRIU configuration file for a container of `spec`: its `org.criu.config` annotation,
+/// else [`DEFAULT_CRIU_CONFIG`] where it exists. A named file that is missing is an error
+/// (before CRIU runs), not a silent default.
+pub fn criu_config_file(spec: &oci_spec::runtime::Spec) -> Result<Option<PathBuf>> {
+    let named = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(CRIU_CONFIG_ANNOTATION));
+    match named.map(String::as_str) {
+        Some("") => Ok(None),
+        Some(p) => {
+            let path = PathBuf::from(p);
+            if !path.is_file() {
+                return Err(crate::Error::Value {
+                    what: format!("annotation {CRIU_CONFIG_ANNOTATION}"),
+                    value: p.to_string(),
+                    reason: "no such CRIU configuration file".into(),
+                });
+            }
+            Ok(Some(path))
+        }
+        None => Ok(Some(PathBuf::from(DEFAULT_CRIU_CONFIG)).filter(|p| p.is_file())),
+    }
+}
+
 impl CriuSettings {
     /// The work directory, absolute: `work_path`, else the image directory.
     pub fn work_dir(&self, image_dir: &Path) -> Result<PathBuf> {

@@ -120,3 +120,10 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     };
     Ok(wait_forwarding(pid, master)?.code())
 }
+
+#[cfg(test)]
+impl Args {
+    pub fn env_for_tests(&self) -> &[String] {
+        &self.env
+    }
+}

@@ -1,33 +1,9 @@
-use criurpc::Criu;
-
 #[derive(clap::Args)]
-/// What checkpoint features this kernel and CRIU support.
-pub struct Args {
-    #[arg(long)]
-    json: bool,
-    /// CRIU binary (default: criu on PATH).
-    #[arg(long, default_value = "criu")]
-    criu: String,
-}
+/// The OCI runtime features document (runtime-spec features.md), as `runc features` prints it.
+pub struct Args {}
 
-pub fn run(a: Args) -> anyhow::Result<i32> {
-    let r = lcr::features::report(&Criu::with_binary(&a.criu));
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(0);
-    }
-    match (&r.criu_version, &r.criu_binary) {
-        (Some(v), Some(b)) => println!("CRIU {v} ({b})"),
-        _ => println!("CRIU: {}", r.criu_error.as_deref().unwrap_or("not found")),
-    }
-    println!("cgroups: {:?}", r.cgroup_version);
-    for f in &r.features {
-        let mark = if f.supported { "yes" } else { "no " };
-        if f.supported {
-            println!("  {mark}  {}", f.name);
-        } else {
-            println!("  {mark}  {}: {}", f.name, f.consequence);
-        }
-    }
+pub fn run(_: Args) -> anyhow::Result<i32> {
+    let f = lcr::spec::runtime_features()?;
+    println!("{}", serde_json::to_string_pretty(&f)?);
     Ok(0)
 }

@@ -1,5 +1,7 @@
 //! Command-line definitions (clap) and dispatch; each command lives in its own file.
 
+mod argv;
+mod check;
 mod checkpoint;
 mod create;
 mod delete;
@@ -19,9 +21,11 @@ mod start;
 mod state;
 mod update;
 
+#[cfg(test)]
+use std::path::Path;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use lcr::container::Store;
 
 #[derive(Parser)]
@@ -67,6 +71,7 @@ enum Command {
     Update(update::Args),
     Events(events::Args),
     Features(features::Args),
+    Check(check::Args),
     Checkpoint(checkpoint::Args),
     Restore(restore::Args),
     Image(image::Args),
@@ -74,7 +79,10 @@ enum Command {
 
 /// Runs the command; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os().skip(1).collect()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     let store = Store::new(&cli.root);
     let r = match cli.command {
@@ -93,6 +101,7 @@ pub fn main() -> i32 {
         Command::Update(a) => update::run(&store, a),
         Command::Events(a) => events::run(&store, a),
         Command::Features(a) => features::run(a),
+        Command::Check(a) => check::run(a),
         Command::Checkpoint(a) => checkpoint::run(&store, a),
         Command::Restore(a) => restore::run(&store, a),
         Command::Image(a) => image::run(a),
@@ -109,6 +118,43 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// The command line as runc takes it: long flags with one dash or two, and any flag given
+/// more than once (podman repeats `--leave-running`) counting once, the last value winning.
+/// A usage error goes to `--log` too, where containerd and podman look for the runtime's
+/// last error; the `Err` is the exit code.
+fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, i32> {
+    let mut cmd = repeats_override(Cli::command());
+    cmd.build();
+    let args = argv::normalize(&cmd, args);
+    let matches = cmd
+        .try_get_matches_from(std::iter::once("lcr".into()).chain(args.iter().cloned()))
+        .and_then(|m| Cli::from_arg_matches(&m));
+    matches.map_err(|e| {
+        if e.use_stderr() {
+            let (log, format) = logging::target_in(&args);
+            if log.is_some() {
+                logging::init(log.as_deref(), format, false);
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                tracing::error!("{}", first.trim_start_matches("error: "));
+            }
+        }
+        let _ = e.print();
+        e.exit_code()
+    })
+}
+
+/// `c` and every command under it with `args_override_self`.
+fn repeats_override(c: clap::Command) -> clap::Command {
+    let names: Vec<String> = c
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names.into_iter().fold(c.args_override_self(true), |c, n| {
+        c.mut_subcommand(n, repeats_override)
+    })
 }
 
 /// The error and its causes, each once: library errors already quote their source.
@@ -192,5 +238,51 @@ mod size_tests {
         assert!(super::parse_size("1X").is_err());
         assert!(super::parse_size("G").is_err());
         assert!(super::parse_size("99999999999T").is_err());
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Cli, i32> {
+        parse(args.iter().map(Into::into).collect())
+    }
+
+    #[test]
+    fn repeated_flags_count_once_and_lists_still_gather() {
+        assert!(cli(&["checkpoint", "--leave-running", "--leave-running", "id"]).is_ok());
+        assert!(
+            cli(&["--root", "/a", "--root", "/b", "list"]).is_ok_and(|c| c.root == Path::new("/b"))
+        );
+        let Ok(Cli {
+            command: Command::Exec(e),
+            ..
+        }) = cli(&["exec", "--env", "A=1", "-e", "B=2", "id", "true"])
+        else {
+            panic!("exec did not parse");
+        };
+        assert_eq!(e.env_for_tests(), ["A=1", "B=2"]);
+    }
+
+    #[test]
+    fn one_dash_long_flags_parse() {
+        let Ok(Cli {
+            command: Command::Restore(_),
+            root,
+            ..
+        }) = cli(&[
+            "-root",
+            "/r",
+            "restore",
+            "-no-subreaper",
+            "-bundle",
+            "/b",
+            "id",
+        ])
+        else {
+            panic!("restore did not parse");
+        };
+        assert_eq!(root, Path::new("/r"));
     }
 }

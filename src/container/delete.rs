@@ -20,7 +20,7 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
         });
     }
     let state_json = c.oci_state_json();
-    let cgroup = c.cgroup().ok().filter(|g| g.exists());
+    let cgroup = c.cgroup().ok().filter(|g| g.present_anywhere());
     if let Some(cg) = &cgroup {
         // SIGKILL first, thaw after: a frozen process dies on thaw without running again.
         for p in cg.pids() {

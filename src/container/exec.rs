@@ -28,8 +28,9 @@ pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
         reason: "no process given".into(),
     })?;
     let linux = c.spec.linux().as_ref();
-    let types: Vec<_> = crate::spec::namespaces(&c.spec).map(|n| n.typ()).collect();
-    let plan = Plan::join_all_of(c.state.pid, &types)?;
+    // Every namespace the init is in, not only those of its config: a restored init also has
+    // the time namespace CRIU made for it.
+    let plan = Plan::join_all_of(c.state.pid, crate::process::namespaces::ALL)?;
     let cgroup = c.cgroup()?;
     let terminal = process.terminal().unwrap_or(false);
     let console: Option<OwnedFd> = match (&opts.console_socket, opts.console_fd.take()) {

@@ -232,11 +232,10 @@ impl Contents {
                     .map(|fd| {
                         let (kind, mut what, socket) =
                             describe_fd(fd.u64(3), files.get(&fd.u64(1)));
-                        match external.get(&what) {
-                            Some(path) if *path != what => {
-                                what = format!("{path} (on the host: {what})");
-                            }
-                            _ => {}
+                        // CRIU names the container's stdio by its key (`file[18:3]`);
+                        // the record keeps the path it had.
+                        if let Some(path) = external.get(&what) {
+                            what = format!("{path} (the container's stdio, outside the image)");
                         }
                         OpenFile {
                             fd: fd.u64(4) as u32,

@@ -86,20 +86,35 @@ fn scan(dir: &Path) -> Result<Vec<Source>> {
     Ok(out)
 }
 
+/// Annotations that name the image a bundle was made from, as containerd (CRI), the OCI image
+/// spec and image tools write them.
+const IMAGE_NAME_ANNOTATIONS: &[&str] = &[
+    "io.kubernetes.cri.image-name",
+    "org.opencontainers.image.ref.name",
+    "org.opencontainers.image.base.name",
+];
+
 /// podman's `config.dump`: enough for checkpointctl and podman to name the container.
 fn config_dump(r: &Record) -> Vec<u8> {
+    let annotations = r.config.annotations().clone().unwrap_or_default();
+    let image = IMAGE_NAME_ANNOTATIONS
+        .iter()
+        .find_map(|k| annotations.get(*k))
+        .cloned()
+        .unwrap_or_default();
     let v = serde_json::json!({
         "id": r.id,
         "name": r.id,
         "runtime": "lcr",
         "createdTime": r.created.clone().unwrap_or_else(|| r.checkpointed.clone()),
         "checkpointedTime": r.checkpointed,
-        "rootfsImageName": "",
+        "rootfsImageName": image,
     });
     serde_json::to_vec_pretty(&v).unwrap_or_default()
 }
 
-/// The OCI spec as `spec.dump`; checkpointctl reads podman's config.dump for engine "libpod".
+/// The OCI spec as `spec.dump`. Its `io.container.manager` says which engine made the
+/// container: the bundle's own (podman writes `libpod`), else lcr.
 fn spec_dump(r: &Record) -> Vec<u8> {
     let mut spec = serde_json::to_value(&r.config).unwrap_or_default();
     if let Some(obj) = spec.as_object_mut() {
@@ -108,7 +123,7 @@ fn spec_dump(r: &Record) -> Vec<u8> {
             .or_insert_with(|| serde_json::json!({}));
         if let Some(a) = ann.as_object_mut() {
             a.entry("io.container.manager")
-                .or_insert_with(|| "libpod".into());
+                .or_insert_with(|| "lcr".into());
             a.insert("org.lcr.runtime".into(), "lcr".into());
         }
     }

@@ -8,16 +8,27 @@ use oci_spec::runtime::{Linux, Process};
 
 use crate::error::Context;
 use crate::security::{
-    apply_capabilities, apply_rlimits, apply_user, build_filter, drop_bounding, load_filter,
+    apply_capabilities, apply_rlimits, apply_user, compile, drop_bounding, load_bpf,
     set_no_new_privs,
 };
 use crate::{Error, Result};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The last steps of every container process (init or exec), then `execve`:
-/// cwd, rlimits, user, capabilities, no_new_privs, seccomp, fds.
-pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Result<Infallible> {
+/// A container process with everything that can fail done: cwd, rlimits, user,
+/// capabilities, no_new_privs, the seccomp filter compiled, the executable found, the fds
+/// marked. What is left is [`Ready::exec`]: the seccomp filter (under no_new_privs, as late as
+/// possible so that lcr's own last steps are not filtered) and `execve`.
+pub struct Ready {
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    late_filter: Option<Vec<u8>>,
+}
+
+/// Prepares `p` in this process (the init before it reports `created`, or the exec'd process
+/// before it reports its pid), so that a bad cwd, user or capability fails the command.
+pub fn prepare_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Result<Ready> {
     let args = p.args().clone().unwrap_or_default();
     let env: Vec<String> = p.env().clone().unwrap_or_default();
     chdir(p.cwd()).ctx(|| format!("process.cwd {}", p.cwd().display()))?;
@@ -30,13 +41,17 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
     }
     let filter = linux
         .and_then(|l| l.seccomp().as_ref())
-        .map(build_filter)
+        .map(compile)
         .transpose()?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     // Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is still held.
-    if let (Some(f), false) = (&filter, nnp) {
-        load_filter(f)?;
-    }
+    let late_filter = match (filter, nnp) {
+        (Some(f), false) => {
+            load_bpf(&f)?;
+            None
+        }
+        (f, _) => f,
+    };
     if let Some(c) = p.capabilities() {
         drop_bounding(c)?;
     }
@@ -46,10 +61,6 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
     }
     if nnp {
         set_no_new_privs()?;
-    }
-    // With no_new_privs, load it as late as possible so setup syscalls are not filtered.
-    if let (Some(f), true) = (&filter, nnp) {
-        load_filter(f)?;
     }
     let exe = resolve_executable(p)?;
     close_fds_from(3 + preserve_fds as i32);
@@ -62,12 +73,33 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
     };
     let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
     let envp = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>>>()?;
-    let exe_c = CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Value {
+    let exe = CString::new(exe.as_os_str().as_bytes()).map_err(|_| Error::Value {
         what: "process.args[0]".into(),
         value: exe.display().to_string(),
         reason: "contains a NUL byte".into(),
     })?;
-    Err(execve(&exe_c, &argv, &envp).unwrap_err()).ctx(|| format!("exec {}", exe.display()))
+    Ok(Ready {
+        exe,
+        argv,
+        envp,
+        late_filter,
+    })
+}
+
+impl Ready {
+    /// Becomes the user's program.
+    pub fn exec(self) -> Result<Infallible> {
+        if let Some(f) = &self.late_filter {
+            load_bpf(f)?;
+        }
+        let e = execve(&self.exe, &self.argv, &self.envp).unwrap_err();
+        Err(e).ctx(|| format!("exec {}", self.exe.to_string_lossy()))
+    }
+}
+
+/// Prepares and execs at once (`lcr exec`, where nothing waits in between).
+pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Result<Infallible> {
+    prepare_process(p, linux, preserve_fds)?.exec()
 }
 
 /// The file `process.args[0]` names, looked up with the process's own `PATH`.

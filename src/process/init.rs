@@ -71,6 +71,14 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     // The fifo's host path is gone after pivot_root: hold it by an O_PATH fd.
     let fifo = open(ctx.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", ctx.fifo.display()))?;
+    // And the fd table of this process, to reopen the fifo for writing later through it:
+    // the container may have no /proc of its own (no mount namespace, or none mounted).
+    let fd_dir = open(
+        "/proc/self/fd",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc/self/fd".into())?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sethostname(h).ctx(|| format!("hostname {h}"))?;
     }
@@ -88,12 +96,14 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
         }
     };
     hooks::run(Kind::CreateContainer, spec.hooks().as_ref(), &state_json)?;
-    if new_mnt {
-        if ctx.no_pivot {
-            rootfs::no_pivot(ctx.rootfs)?;
-        } else {
-            rootfs::enter_root(ctx.rootfs)?;
-        }
+    if !new_mnt {
+        // No mount namespace of its own (the config can then have no mounts): chrooted into
+        // its rootfs, as runc does, never left in the host's `/`.
+        rootfs::chroot_into(ctx.rootfs)?;
+    } else if ctx.no_pivot {
+        rootfs::no_pivot(ctx.rootfs)?;
+    } else {
+        rootfs::enter_root(ctx.rootfs)?;
     }
     let process = spec.process().as_ref().ok_or_else(|| Error::Init {
         id: ctx.id.into(),
@@ -126,14 +136,15 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     {
         rootfs::remount_root_readonly()?;
     }
-    // Fail `create` (as runc does) rather than `start` when there is nothing to run.
-    super::resolve_executable(process)?;
+    // Everything that can fail fails `create`, as with runc: after `start` only the
+    // startContainer hooks and exec are left.
+    let ready = super::prepare_process(process, linux, ctx.preserve_fds)?;
     ch.send(&Msg::Created)?;
     // From here on nobody reads the channel: failures go to the container's stderr.
     let r = (|| {
-        wait_for_start(fifo.as_fd())?;
+        wait_for_start(fd_dir.as_fd(), fifo.as_fd())?;
         hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &state_json)?;
-        super::exec_process(process, linux, ctx.preserve_fds)
+        ready.exec()
     })();
     let Err(e) = r;
     eprintln!("lcr: container {}: {e}", ctx.id);
@@ -141,14 +152,22 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     unsafe { libc::_exit(127) }
 }
 
-/// Blocks until `lcr start` opens the fifo for reading, then tells it we are going.
-fn wait_for_start(fifo: BorrowedFd<'_>) -> Result<()> {
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .ctx(|| "open exec fifo (is /proc mounted in the container?)".into())?;
-    f.write_all(b"0").ctx(|| "write exec fifo".into())
+/// Blocks until `lcr start` opens the fifo for reading, then tells it we are going. The fd
+/// stays open until exec closes it (close-on-exec): `start` waits for that.
+fn wait_for_start(fd_dir: BorrowedFd<'_>, fifo: BorrowedFd<'_>) -> Result<()> {
+    let name = fifo.as_raw_fd().to_string();
+    let f = nix::fcntl::openat(
+        fd_dir,
+        name.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open exec fifo".into())?;
+    let mut f = std::fs::File::from(f);
+    f.write_all(b"0").ctx(|| "write exec fifo".into())?;
+    // Kept open on purpose: exec closes it.
+    std::mem::forget(f);
+    Ok(())
 }
 
 /// A new pty in the container's devpts: master to the console socket, slave as the

@@ -16,6 +16,6 @@ mod spawn;
 pub mod sync;
 mod wait;
 
-pub use finalize::{exec_process, find_executable, resolve_executable};
+pub use finalize::{exec_process, find_executable, prepare_process, resolve_executable, Ready};
 pub use spawn::{expect_msg as sync_expect, spawn, write_id_maps, Spawned};
 pub use wait::{become_subreaper, wait_forwarding, Exit};

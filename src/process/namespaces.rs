@@ -11,6 +11,18 @@ use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use crate::error::Context;
 use crate::Result;
 
+/// Every kind of namespace lcr creates or joins.
+pub const ALL: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Time,
+];
+
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     match t {
         LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,

@@ -29,8 +29,11 @@ pub enum Msg {
 
 pub struct Channel(OwnedFd);
 
-/// Largest message: error texts are cut to fit.
-const MAX_MSG: usize = 64 * 1024;
+/// A message travels in datagrams of at most this much (plus a one-byte "more follows" mark),
+/// well below any socket buffer: a state with a large annotation is still one message.
+const CHUNK: usize = 32 * 1024;
+const MORE: u8 = 1;
+const LAST: u8 = 0;
 
 impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
@@ -45,31 +48,42 @@ impl Channel {
     }
 
     pub fn send(&self, m: &Msg) -> Result<()> {
-        let mut bytes = serde_json::to_vec(m).map_err(|e| Error::Other {
+        let bytes = serde_json::to_vec(m).map_err(|e| Error::Other {
             context: "encode sync message".into(),
             reason: e.to_string(),
         })?;
-        if bytes.len() > MAX_MSG {
-            bytes = serde_json::to_vec(&Msg::Failed("(error text too long)".into()))
-                .unwrap_or_default();
+        let mut chunks = bytes.chunks(CHUNK).peekable();
+        let mut datagram = Vec::with_capacity(CHUNK + 1);
+        while let Some(chunk) = chunks.next() {
+            datagram.clear();
+            datagram.push(if chunks.peek().is_some() { MORE } else { LAST });
+            datagram.extend_from_slice(chunk);
+            send(self.0.as_raw_fd(), &datagram, MsgFlags::MSG_NOSIGNAL)
+                .ctx(|| "sync send".into())?;
         }
-        send(self.0.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL).ctx(|| "sync send".into())?;
         Ok(())
     }
 
     /// The next message; `None` when the other side closed (exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; MAX_MSG];
-        let n = loop {
-            match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.ctx(|| "sync recv".into())?,
+        let mut buf = vec![0u8; CHUNK + 1];
+        let mut message = Vec::new();
+        loop {
+            let n = loop {
+                match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    r => break r.ctx(|| "sync recv".into())?,
+                }
+            };
+            if n == 0 {
+                return Ok(None);
             }
-        };
-        if n == 0 {
-            return Ok(None);
+            message.extend_from_slice(&buf[1..n]);
+            if buf[0] == LAST {
+                break;
+            }
         }
-        serde_json::from_slice(&buf[..n])
+        serde_json::from_slice(&message)
             .map(Some)
             .map_err(|e| Error::Other {
                 context: "decode sync message".into(),
@@ -90,5 +104,20 @@ impl Channel {
                 reason: format!("expected {want:?}, got {other:?}"),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_larger_than_a_datagram_arrive_whole() {
+        let (a, b) = Channel::pair().unwrap();
+        let big = "x".repeat(5 * CHUNK + 7);
+        let sender = std::thread::spawn(move || a.send(&Msg::HooksDone(big)).unwrap());
+        let got = b.recv().unwrap();
+        sender.join().unwrap();
+        assert_eq!(got, Some(Msg::HooksDone("x".repeat(5 * CHUNK + 7))));
     }
 }

@@ -1,13 +1,13 @@
-use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
+use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
-use nix::unistd::{chown, Gid, Uid};
+use nix::sys::stat::{fstatat, makedev, mknodat, umask, Mode, SFlag};
+use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
-use super::join_in;
+use super::RootDir;
 use crate::error::Context;
 use crate::Result;
 
@@ -24,11 +24,12 @@ const DEFAULTS: &[(&str, u64, u64)] = &[
 /// Creates the default devices and `extra` under `rootfs`. In a user namespace, where mknod
 /// is refused, the host's node is bind-mounted instead.
 pub fn create_devices(rootfs: &Path, extra: &[LinuxDevice], in_userns: bool) -> Result<()> {
+    let root = RootDir::open(rootfs)?;
     let old = umask(Mode::empty());
     let r = (|| {
         for &(path, major, minor) in DEFAULTS {
             make(
-                rootfs,
+                &root,
                 Path::new(path),
                 SFlag::S_IFCHR,
                 major,
@@ -47,7 +48,7 @@ pub fn create_devices(rootfs: &Path, extra: &[LinuxDevice], in_userns: bool) -> 
                 LinuxDeviceType::A => continue,
             };
             make(
-                rootfs,
+                &root,
                 d.path(),
                 kind,
                 d.major() as u64,
@@ -66,7 +67,7 @@ pub fn create_devices(rootfs: &Path, extra: &[LinuxDevice], in_userns: bool) -> 
 
 #[allow(clippy::too_many_arguments)]
 fn make(
-    rootfs: &Path,
+    root: &RootDir,
     path: &Path,
     kind: SFlag,
     major: u64,
@@ -76,51 +77,71 @@ fn make(
     gid: u32,
     in_userns: bool,
 ) -> Result<()> {
-    let dest = join_in(rootfs, path);
-    if let Some(p) = dest.parent() {
-        fs::create_dir_all(p).ctx(|| format!("mkdir {}", p.display()))?;
-    }
-    let _ = fs::remove_file(&dest);
+    // The entry itself is made, removed and owned through its directory, resolved inside the
+    // rootfs: a `dev` symlinked to the host's /dev is the rootfs's own /dev.
+    let (dir, name) = root.parent_of(path)?;
+    let shown = || root.shown(path).display().to_string();
+    let _ = unlinkat(dir.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir);
     if in_userns {
-        fs::File::create(&dest).ctx(|| format!("create {}", dest.display()))?;
+        let f = openat(
+            dir.fd(),
+            name.as_os_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .ctx(|| format!("create {}", shown()))?;
+        let target = format!("/proc/self/fd/{}", f.as_raw_fd());
         return mount(
             Some(path),
-            &dest,
+            target.as_str(),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
         .ctx(|| format!("bind device {}", path.display()));
     }
-    mknod(
-        &dest,
+    mknodat(
+        dir.fd(),
+        name.as_os_str(),
         kind,
         Mode::from_bits_truncate(mode),
         makedev(major, minor),
     )
-    .ctx(|| format!("mknod {}", dest.display()))?;
-    chown(&dest, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-        .ctx(|| format!("chown {}", dest.display()))
+    .ctx(|| format!("mknod {}", shown()))?;
+    fchownat(
+        dir.fd(),
+        name.as_os_str(),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .ctx(|| format!("chown {}", shown()))
 }
 
 /// /dev/fd, /dev/std{in,out,err} and /dev/ptmx, as the OCI spec asks.
 pub fn create_dev_symlinks(rootfs: &Path) -> Result<()> {
-    let dev = rootfs.join("dev");
+    let root = RootDir::open(rootfs)?;
+    let dev = root.make_dirs(Path::new("/dev"))?;
+    let exists = |name: &str| fstatat(dev.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
     for (link, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let l = dev.join(link);
-        if l.symlink_metadata().is_err() {
-            symlink(target, &l).ctx(|| format!("symlink {}", l.display()))?;
+        if !exists(link) {
+            symlinkat(target, dev.fd(), link).ctx(|| {
+                format!(
+                    "symlink {}",
+                    root.shown(&Path::new("/dev").join(link)).display()
+                )
+            })?;
         }
     }
-    if dev.join("pts/ptmx").exists() {
-        let l = dev.join("ptmx");
-        let _ = fs::remove_file(&l);
-        symlink("pts/ptmx", &l).ctx(|| format!("symlink {}", l.display()))?;
+    if root.resolve(Path::new("/dev/pts/ptmx")).is_ok() {
+        let _ = unlinkat(dev.fd(), "ptmx", UnlinkatFlags::NoRemoveDir);
+        symlinkat("pts/ptmx", dev.fd(), "ptmx")
+            .ctx(|| format!("symlink {}", root.shown(Path::new("/dev/ptmx")).display()))?;
     }
     Ok(())
 }

@@ -12,6 +12,44 @@ pub struct MountOptions {
     pub recursive: bool,
 }
 
+/// Every option [`parse_options`] takes as a flag or a propagation (anything else is passed to
+/// the file system as data): what `lcr features` lists as `mountOptions`.
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
 pub fn parse_options(options: &[String]) -> MountOptions {
     let mut o = MountOptions {
         flags: MsFlags::empty(),
@@ -98,6 +136,13 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn known_options_are_all_taken() {
+        for o in KNOWN_OPTIONS {
+            assert!(parse_options(&v(&[o])).data.is_empty(), "{o}");
+        }
     }
 
     #[test]

@@ -7,12 +7,14 @@ mod flags;
 mod mounts;
 mod paths;
 mod pivot;
+mod resolve;
 
 pub use devices::{create_dev_symlinks, create_devices};
-pub use flags::{parse_options, MountOptions};
+pub use flags::{parse_options, MountOptions, KNOWN_OPTIONS};
 pub use mounts::{cgroup_mounts, make_mount_points, mount_all, prepare_root};
 pub use paths::{mask_paths, readonly_paths, remount_root_readonly};
-pub use pivot::{enter_root, no_pivot};
+pub use pivot::{chroot_into, enter_root, no_pivot};
+pub use resolve::{InRoot, RootDir};
 
 use std::path::{Component, Path, PathBuf};
 

@@ -45,3 +45,10 @@ pub fn no_pivot(rootfs: &Path) -> Result<()> {
     chroot(".").ctx(|| "chroot".into())?;
     chdir("/").ctx(|| "chdir /".into())
 }
+
+/// The container shares the host's mount namespace: a chroot into `rootfs`, nothing mounted.
+pub fn chroot_into(rootfs: &Path) -> Result<()> {
+    chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    chroot(".").ctx(|| format!("chroot into {}", rootfs.display()))?;
+    chdir("/").ctx(|| "chdir /".into())
+}

@@ -73,6 +73,26 @@ pub fn apply_capabilities(c: &LinuxCapabilities) -> Result<()> {
     ::caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| err("inheritable", e))?;
     ::caps::set(None, CapSet::Permitted, &permitted).map_err(|e| err("permitted", e))?;
     ::caps::set(None, CapSet::Effective, &effective).map_err(|e| err("effective", e))?;
-    ::caps::set(None, CapSet::Ambient, &ambient).map_err(|e| err("ambient", e))?;
+    raise_ambient(&ambient)
+}
+
+/// Raises each ambient capability the kernel allows (it must be permitted and inheritable);
+/// the others are named in one warning, as runc does: `runc spec`'s own config lists ambient
+/// capabilities that are not inheritable.
+fn raise_ambient(ambient: &CapsHashSet) -> Result<()> {
+    ::caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
+    let mut wanted: Vec<&Capability> = ambient.iter().collect();
+    wanted.sort_by_key(|c| c.index());
+    let refused: Vec<String> = wanted
+        .into_iter()
+        .filter(|&&cap| ::caps::raise(None, CapSet::Ambient, cap).is_err())
+        .map(|c| c.to_string())
+        .collect();
+    if !refused.is_empty() {
+        tracing::warn!(
+            "process.capabilities.ambient: {} not raised (an ambient capability must also be permitted and inheritable)",
+            refused.join(", ")
+        );
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ pub use self::caps::{
     apply_capabilities, drop_bounding, mask as capability_mask, names as capability_names,
 };
 pub use rlimits::apply_rlimits;
-pub use seccomp::{build_filter, filter_digest, load_filter};
+pub use seccomp::{build_filter, compile, filter_digest, load_bpf};
 pub use user::{apply_user, set_no_new_privs};
 
 /// The name serde gives an oci-spec enum value (e.g. `CAP_CHOWN`, `RLIMIT_NOFILE`).

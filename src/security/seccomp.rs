@@ -62,6 +62,10 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
             e,
         )
     })?;
+    // libseccomp turns no_new_privs on when it loads a filter unless told not to: whether the
+    // process gets it is process.noNewPrivileges's say, and lcr sets it itself.
+    ctx.set_ctl_nnp(false)
+        .map_err(|e| bad("linux.seccomp", "no_new_privs attribute", e))?;
     for a in s.architectures().iter().flatten() {
         let name = spec_name(a);
         let arch: ScmpArch = name
@@ -101,17 +105,18 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
-/// The SHA-256 of the BPF program `s` compiles to: what the kernel holds once it is loaded
-/// (and CRIU saves), so a checkpoint's filter can be compared with a config's.
-pub fn filter_digest(s: &LinuxSeccomp) -> Result<String> {
-    use sha2::{Digest, Sha256};
+/// The BPF program `s` compiles to: what the kernel holds once it is loaded (and CRIU saves).
+/// Through an unnamed memory file, since libseccomp 2.5 (Debian 12) exports only to an fd and
+/// a container's init has no writable file system to count on.
+pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     use std::io::{Read, Seek};
     let fail = |reason: String| Error::Other {
-        context: "export seccomp filter".into(),
+        context: "compile seccomp filter".into(),
         reason,
     };
-    // Through a file: libseccomp 2.5 (Debian 12) has no export to memory.
-    let mut f = tempfile::tempfile().map_err(|e| fail(e.to_string()))?;
+    let fd = nix::sys::memfd::memfd_create(c"lcr-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut f = std::fs::File::from(fd);
     build_filter(s)?
         .export_bpf(&f)
         .map_err(|e| fail(e.to_string()))?;
@@ -119,15 +124,52 @@ pub fn filter_digest(s: &LinuxSeccomp) -> Result<String> {
     f.rewind()
         .and_then(|_| f.read_to_end(&mut bpf))
         .map_err(|e| fail(e.to_string()))?;
-    Ok(Sha256::digest(&bpf)
+    if bpf.is_empty() || bpf.len() % std::mem::size_of::<libc::sock_filter>() != 0 {
+        return Err(fail(format!("libseccomp exported {} bytes", bpf.len())));
+    }
+    Ok(bpf)
+}
+
+/// The SHA-256 of the BPF program `s` compiles to, so a checkpoint's filter can be compared
+/// with a config's.
+pub fn filter_digest(s: &LinuxSeccomp) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    Ok(Sha256::digest(compile(s)?)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
 }
 
-pub fn load_filter(ctx: &ScmpFilterContext) -> Result<()> {
-    ctx.load().map_err(|e| Error::Other {
-        context: "load seccomp filter".into(),
-        reason: e.to_string(),
-    })
+/// Installs a compiled filter on this thread: one system call, so that it can come last
+/// before exec. Without no_new_privs the kernel wants CAP_SYS_ADMIN.
+pub fn load_bpf(bpf: &[u8]) -> Result<()> {
+    let filters: Vec<libc::sock_filter> = bpf
+        .chunks_exact(std::mem::size_of::<libc::sock_filter>())
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: filters.len() as u16,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at `filters`, alive across the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(Error::Other {
+            context: "load seccomp filter".into(),
+            reason: std::io::Error::last_os_error().to_string(),
+        });
+    }
+    Ok(())
 }

@@ -1,11 +1,13 @@
 //! OCI bundles: config.json parsed with `oci-spec`, then checked for what lcr needs.
 
 mod defaults;
+mod features;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use defaults::default_spec;
+pub use features::runtime_features;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 
 use crate::{Error, Result};

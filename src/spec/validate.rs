@@ -68,6 +68,16 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
         }
     }
     let has_userns = seen.contains(&LinuxNamespaceType::User);
+    let new_mount_ns =
+        super::namespaces(spec).any(|n| n.typ() == LinuxNamespaceType::Mount && n.path().is_none());
+    if !new_mount_ns && spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        // Without a mount namespace of its own the container is chrooted into its rootfs,
+        // and its mounts would land in the host's mount table.
+        return Err(bad(
+            "mounts",
+            "mounts need a new mount namespace (add {\"type\": \"mount\"} to linux.namespaces, or list no mounts)".into(),
+        ));
+    }
     if let Some(l) = linux {
         let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());

@@ -13,6 +13,9 @@ use super::*;
 pub const COUNTER: &str = "echo keep > /dev/shm/mark; i=0; while :; do i=$((i+1)); \
     echo \"$i $$ $(hostname) $(cat /dev/shm/mark)\"; echo $i > /host/n.tmp; mv /host/n.tmp /host/n; sleep 0.05; done";
 
+/// The image name the counter's bundle says it was made from.
+pub const COUNTER_IMAGE: &str = "localhost/lcr-counter:test";
+
 pub fn criu_ready() -> bool {
     let ok = std::process::Command::new("criu")
         .arg("check")
@@ -55,17 +58,24 @@ pub fn counter_after(name: &str, prelude: &str) -> Option<(Ctr, PathBuf)> {
     c.args(&format!("{prelude}{COUNTER}"));
     c.edit(|v| {
         v["hostname"] = json!("counter");
+        v["annotations"] = json!({"org.opencontainers.image.ref.name": COUNTER_IMAGE});
         v["linux"]["resources"]["memory"] = json!({"limit": 128u64 << 20});
         v["linux"]["resources"]["pids"] = json!({"limit": 64});
     });
+    let log = start_counting(&c);
+    Some((c, log))
+}
+
+/// `lcr run -d` of a counter bundle, logging to `app.log`; returns once it counts.
+pub fn start_counting(c: &Ctr) -> PathBuf {
     let log = c.tmp.path().join("app.log");
     start_logging_to(
-        &c,
+        c,
         &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
         &log,
     );
-    wait_until("counting", || count(&c) > 3);
-    Some((c, log))
+    wait_until("counting", || count(c) > 3);
+    log
 }
 
 /// Runs lcr with the container's stdout and stderr going to `log` (as `lcr run -d >log 2>&1`).

@@ -2,7 +2,9 @@
 //! that scripts/make-rootfs.sh builds, and a container handle that cleans up after itself.
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod counter;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -20,6 +22,22 @@ fn rootfs_source() -> PathBuf {
     PathBuf::from(
         std::env::var("LCR_ROOTFS").unwrap_or_else(|_| "/var/cache/lcr/rootfs-busybox".into()),
     )
+}
+
+/// A copy of the busybox test rootfs at `dest`.
+pub fn copy_test_rootfs(dest: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs_source())
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "copy {} to {}",
+        rootfs_source().display(),
+        dest.display()
+    );
 }
 
 /// `None` (after printing why) when the tests cannot run here; under CI that is a failure.
@@ -58,13 +76,7 @@ impl Ctr {
         let tmp = tempfile::tempdir().unwrap();
         let bundle = tmp.path().join("bundle");
         std::fs::create_dir(&bundle).unwrap();
-        let st = Command::new("cp")
-            .args(["-a"])
-            .arg(rootfs_source())
-            .arg(bundle.join("rootfs"))
-            .status()
-            .unwrap();
-        assert!(st.success());
+        copy_test_rootfs(&bundle.join("rootfs"));
         let id = format!("{name}-{}", std::process::id());
         let cgroup = format!("{CGROUP_PARENT}/{id}");
         let c = Ctr {

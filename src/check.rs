@@ -1,5 +1,5 @@
 //! What this host's kernel and CRIU can do for checkpointing, and what follows when a feature
-//! is missing (`lcr features`).
+//! is missing (`lcr check`).
 
 use serde::Serialize;
 
