@@ -194,8 +194,8 @@ fn events_stats_report_the_cgroup() {
     assert!(ev["data"]["cpu"]["usage"]["total"].as_u64().is_some());
 }
 
-/// `lcr events` streams until the container stops: an `oom` event when its cgroup hits the
-/// memory limit, statistics every interval, and then it ends by itself.
+/// `lcr events` streams until the container stops: `memory-pressure` and `oom` events when
+/// its cgroup hits the memory limit, statistics every interval, and then it ends by itself.
 #[test]
 fn events_stream_oom_notifications_until_the_container_stops() {
     let Some(c) = Ctr::new("oom") else { return };
@@ -249,6 +249,11 @@ fn events_stream_oom_notifications_until_the_container_stops() {
     );
     assert!(
         parsed.iter().filter(|e| e["type"] == "stats").count() >= 2,
+        "{lines:?}"
+    );
+    // Reclaim before the OOM reaches v1's "medium" pressure level.
+    assert!(
+        parsed.iter().any(|e| e["type"] == "memory-pressure"),
         "{lines:?}"
     );
 }

@@ -53,7 +53,7 @@ t_oom_v2() {
   waitfor '! kill -0 $ev 2>/dev/null' 200 || { kill $ev; fail "events still running after the container stopped: $(cat $LOGS/o2.out)"; return; }
   grep -q '"type":"oom"' "$LOGS/o2.out" || { fail "no oom event: $(cat $LOGS/o2.out) $(cat $LOGS/o2.err)"; return; }
   run o3 delete -f o1
-  pass "$(grep -c '"type":"oom"' "$LOGS/o2.out") oom event(s), $(grep -c '"type":"stats"' "$LOGS/o2.out") stats lines"
+  pass "$(grep -c '"type":"oom"' "$LOGS/o2.out") oom, $(grep -c '"type":"memory-pressure"' "$LOGS/o2.out") memory-pressure (PSI), $(grep -c '"type":"stats"' "$LOGS/o2.out") stats lines"
 }
 
 # The counter of /bundles/limits run as $1, taken away by `lcr checkpoint $2 $1`, then `$3`

@@ -10,6 +10,7 @@ mkdir -p "$SHARE"; rm -rf "$SHARE"/{results.txt,guest.log,criu-logs,console.log}
 # works, but: "-cpu host" aborts with "failed to set MSR 0x10a" (IA32_ARCH_CAPABILITIES); with
 # "-cpu host,-arch-capabilities" SeaBIOS runs, then the Linux kernel hangs right after hand-off
 # (qemu at 100% sys in KVM_RUN, no earlyprintk output). ACCEL=kvm is kept only for retesting.
+# psi=1: Debian builds PSI in but off by default; lcr events reads memory pressure from it.
 case $ACCEL in
   kvm)  A=(-accel kvm -cpu host,-arch-capabilities);;
   tcg)  A=(-accel tcg,thread=multi -cpu max);;
@@ -18,7 +19,7 @@ echo "accel=$ACCEL mem=$MEM smp=$SMP"
 t0=$(date +%s.%N)
 timeout ${TIMEOUT:-900} qemu-system-x86_64 "${A[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot \
   -kernel $WORK/kpkg/boot/vmlinuz-$KVER -initrd $WORK/initramfs.cpio \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 ${*:-}" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 psi=1 ${*:-}" \
   -virtfs local,path=$SHARE,mount_tag=host,security_model=none,id=host \
   -nic none </dev/null 2>&1 | tee "$SHARE/console.log"
 t1=$(date +%s.%N)

@@ -6,7 +6,7 @@
 
 mod devices;
 mod limits;
-mod oom;
+mod notify;
 mod path;
 mod stats;
 
@@ -17,7 +17,7 @@ use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::FreezerState;
 use oci_spec::runtime::LinuxResources;
 
-pub use oom::OomWatch;
+pub use notify::{MemoryWatch, Notice};
 pub use path::{container_cgroup_path, ROOT};
 pub use stats::Stats;
 

@@ -1,12 +1,12 @@
 use std::time::{Duration, Instant};
 
-use lcr::cgroups::OomWatch;
+use lcr::cgroups::{MemoryWatch, Notice};
 use lcr::container::{Container, Status, Store};
 use serde::Serialize;
 
 #[derive(clap::Args)]
-/// Stream the container's events until it stops: statistics every --interval and OOM
-/// notifications as they happen; with --stats, print the statistics once.
+/// Stream the container's events until it stops: statistics every --interval, OOM and
+/// memory-pressure notifications as they happen; with --stats, print the statistics once.
 pub struct Args {
     pub id: String,
     #[arg(long)]
@@ -46,7 +46,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
         stats(&cgroup)?;
         return Ok(0);
     }
-    let mut oom = match OomWatch::new(&cgroup) {
+    let mut memory = match MemoryWatch::new(&cgroup) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!("{e}: streaming statistics only");
@@ -64,11 +64,14 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
             next_stats = Instant::now() + a.interval;
         }
         let wait = STATUS_POLL.min(next_stats.saturating_duration_since(Instant::now()));
-        match &mut oom {
+        match &mut memory {
             Some(w) => {
-                for _ in 0..w.wait(wait)? {
+                for notice in w.wait(wait)? {
                     super::print_json(&Event {
-                        typ: "oom",
+                        typ: match notice {
+                            Notice::Oom => "oom",
+                            Notice::Pressure => "memory-pressure",
+                        },
                         id: &a.id,
                         data: None,
                     })?;
