@@ -4,6 +4,7 @@
 //! runs the lifecycle, [`process`] forks and sets up the container's processes, [`rootfs`],
 //! [`cgroups`] and [`security`] apply the config, [`hooks`] runs OCI hooks.
 
+pub mod cancel;
 pub mod cgroups;
 pub mod check;
 pub mod checkpoint;
@@ -13,6 +14,7 @@ pub mod fsutil;
 pub mod hooks;
 pub mod image;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod security;
 pub mod spec;

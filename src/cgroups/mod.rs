@@ -187,7 +187,7 @@ impl Cgroup {
 
     /// The limits of `r` the cgroup does not have, described.
     fn limits_differ(&self, r: &LinuxResources) -> Vec<String> {
-        let page = 4096i64;
+        let page = crate::procfs::page_size() as i64;
         let mut wrong = Vec::new();
         let read = |ctrl: &str, v1: &'static str, v2: &'static str| {
             let (dir, file) = match self.version {

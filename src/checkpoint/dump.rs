@@ -5,13 +5,13 @@ use criurpc::{Notify, Options, RequestKind};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::mounts::{external_mounts, present_in};
-use super::record::{kernel_release, machine_arch, Record, FORMAT};
 use super::settings::CriuSettings;
-use super::stats::{read_dump, DumpStats};
 use super::stdio;
 use crate::cgroups::Cgroup;
 use crate::container::{self, Action, Container, Status};
 use crate::error::Context;
+use crate::image::record::{kernel_release, machine_arch, Record, FORMAT};
+use crate::image::stats::{read_dump, DumpStats};
 use crate::image::{Output, PackOpts};
 use crate::{Error, Result};
 
@@ -141,7 +141,7 @@ impl<'a> ThawOnDrop<'a> {
     fn arm(c: &Container, cgroup: Option<&'a Cgroup>) -> Result<Self> {
         let marker = c.dir().join(container::CHECKPOINT_FREEZE_MARKER);
         if cgroup.is_some() {
-            container::write_atomic(&marker, std::process::id().to_string().as_bytes())?;
+            crate::fsutil::write_atomic(&marker, std::process::id().to_string().as_bytes())?;
         }
         Ok(Self { cgroup, marker })
     }

@@ -6,18 +6,18 @@
 mod dump;
 mod isolation;
 mod mounts;
-mod record;
 mod restore;
 mod settings;
-mod stats;
 mod stdio;
 mod volumes;
 mod watchdog;
 
+pub use crate::image::record::{Record, RECORD_FILE};
+pub use crate::image::stats::{DumpStats, RestoreStats};
+/// What the CLI names of CRIU itself: which binary, and runc's `--manage-cgroups-mode`.
+pub use criurpc::{CgroupMode, Criu};
 pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
 pub use mounts::{ExternalMount, MountKind};
-pub use record::{Record, RECORD_FILE};
 pub use restore::{check_origin, restore, RestoreOpts, DEFAULT_TIMEOUT};
 pub use settings::CriuSettings;
-pub use stats::{DumpStats, RestoreStats};
 pub use stdio::{StdioFile, StdioKind};

@@ -5,34 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
-use serde::{Deserialize, Serialize};
-
 use crate::cgroups::Cgroup;
+pub use crate::image::record::{ExternalMount, MountKind};
 use crate::rootfs::{cgroup_mounts, parse_options};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MountKind {
-    /// A bind mount from the config: the restore config's source for the same destination.
-    Bind,
-    /// One cgroup hierarchy under the cgroup mount: the new container's cgroup directory.
-    Cgroup,
-    /// /dev/null over a masked file.
-    Masked,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExternalMount {
-    /// Mount point in the container; also the key CRIU saves it under.
-    pub destination: PathBuf,
-    pub kind: MountKind,
-    /// Host source at checkpoint time (for information and `inspect`).
-    pub source: PathBuf,
-    /// For cgroup binds: the hierarchy's mount point on the host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hierarchy: Option<PathBuf>,
-}
+use oci_spec::runtime::Spec;
 
 fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
     m.typ().as_deref() == Some("bind")
@@ -100,24 +76,14 @@ pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup_path: &str) -> Vec<Ext
 /// Keeps only the masked paths that are really /dev/null binds in the running container
 /// (files that exist; directories get a tmpfs), judged from the init's mountinfo.
 pub fn present_in(mounts: Vec<ExternalMount>, init_pid: i32) -> Vec<ExternalMount> {
-    let info = std::fs::read_to_string(format!("/proc/{init_pid}/mountinfo")).unwrap_or_default();
-    let points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .collect();
+    let table = crate::procfs::mountinfo(Some(init_pid)).unwrap_or_default();
     mounts
         .into_iter()
         .filter(|m| {
-            let d = m.destination.to_string_lossy();
-            let is_mounted = points.iter().any(|p| *p == d);
+            let mut at = table.iter().filter(|t| t.mount_point == m.destination);
             match m.kind {
-                MountKind::Masked => {
-                    is_mounted
-                        && info.lines().any(|l| {
-                            l.split_whitespace().nth(4) == Some(&*d) && !l.contains(" - tmpfs ")
-                        })
-                }
-                _ => is_mounted,
+                MountKind::Masked => at.any(|t| t.fstype != "tmpfs"),
+                _ => at.next().is_some(),
             }
         })
         .collect()

@@ -6,16 +6,16 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
 use super::mounts::restore_source;
-use super::record::{machine_arch, Record};
 use super::settings::CriuSettings;
-use super::stats::{read_restore, RestoreStats};
 use crate::cgroups::{container_cgroup_path, Cgroup};
-use crate::container::{
-    write_json, Container, Rollback, State, Status, Store, CONFIG_FILE, STATE_FILE,
-};
+use crate::container::{Container, Rollback, State, Status, Store, CONFIG_FILE, STATE_FILE};
 use crate::error::Context;
+use crate::fsutil::write_json;
 use crate::hooks::{self, Kind};
-use crate::process::{become_subreaper, procfs};
+use crate::image::record::{machine_arch, Record};
+use crate::image::stats::{read_restore, RestoreStats};
+use crate::process::become_subreaper;
+use crate::procfs;
 use crate::rootfs::diff::Baseline;
 use crate::spec::Bundle;
 use crate::{Error, Result};
@@ -34,6 +34,9 @@ pub struct RestoreOpts {
     pub with_volumes: bool,
     /// How long CRIU may take (zero: no limit); its log is capped too (see `watchdog`).
     pub timeout: std::time::Duration,
+    /// Stops the restore midway (CRIU killed, everything undone): the CLI cancels it on
+    /// SIGINT/SIGTERM/SIGHUP.
+    pub cancel: crate::cancel::Cancel,
 }
 
 impl RestoreOpts {
@@ -47,6 +50,7 @@ impl RestoreOpts {
             origin: None,
             with_volumes: false,
             timeout: DEFAULT_TIMEOUT,
+            cancel: Default::default(),
         }
     }
 }
@@ -355,7 +359,7 @@ pub fn restore(
             // Sent before CRIU resumes the tree.
             let mut st = state.clone();
             st.pid = n.pid.unwrap_or(0);
-            st.init_start_time = procfs::start_time(st.pid).unwrap_or(0);
+            st.init_start_time = procfs::start_time_of(st.pid).map_err(|e| e.to_string())?;
             write_json(&state_file, &st).map_err(|e| e.to_string())?;
         }
         if n.script == "setup-namespaces" {
@@ -388,6 +392,7 @@ pub fn restore(
                 work_dir.join("restore.log"),
                 o.timeout,
                 super::watchdog::MAX_LOG,
+                o.cancel.clone(),
             ))
         }
         None => None,
@@ -419,15 +424,19 @@ pub fn restore(
     let pid = resp.restore.pid();
     rb.pid = Some(pid);
     state.pid = pid;
-    state.init_start_time = procfs::start_time(pid).unwrap_or(0);
+    // A restored program may have finished already: it then has no start time, and its
+    // container reads as stopped.
+    if let Some(t) = procfs::start_time(pid) {
+        state.init_start_time = t;
+    }
     cgroup.verify(linux.and_then(|l| l.resources().as_ref()))?;
     state.status = Status::Running;
     write_json(&state_file, &state)?;
     if let Some(p) = &o.pid_file {
         crate::container::write_pid_file(p, pid)?;
     }
-    // A signal that came while CRIU worked (and was noted, not obeyed) undoes it all.
-    crate::image::interrupt::check().map_err(|e| Error::CriuStopped {
+    // A cancellation that came while CRIU worked (a signal noted, not obeyed) undoes it all.
+    o.cancel.check().map_err(|e| Error::CriuStopped {
         image: image_dir.clone(),
         reason: e.to_string(),
     })?;

@@ -4,31 +4,7 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StdioKind {
-    Pipe,
-    File,
-    Tty,
-    Socket,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StdioFile {
-    pub fd: i32,
-    pub kind: StdioKind,
-    /// What /proc/PID/fd/N showed.
-    pub path: String,
-    /// CRIU's id for it: `pipe:[ino]`, `file[mnt:ino]`, `tty[rdev:dev]`, `socket:[ino]`.
-    pub key: String,
-    /// Whether it must be passed to CRIU as `--external` on dump (pipes and sockets need not).
-    pub external: bool,
-    /// What it was, as [`classify`] names it (absent in records of older lcr versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_type: Option<String>,
-}
+pub use crate::image::record::{StdioFile, StdioKind};
 
 /// What an open fd is, by its /proc link: a pipe, a socket, or by file type a regular file,
 /// a fifo, a terminal or another character device (such as /dev/null).
@@ -76,10 +52,10 @@ pub fn mismatch(files: &[StdioFile]) -> Option<String> {
 /// Describes fds 0–2 of `pid`. Files on mounts the container's mount namespace does not have
 /// (the host's /dev/null, a log file) are external; files inside the container are not.
 pub fn describe(pid: i32) -> Vec<StdioFile> {
-    let container_mounts: Vec<u64> = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+    let container_mounts: Vec<u64> = crate::procfs::mountinfo(Some(pid))
         .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .iter()
+        .map(|m| m.id)
         .collect();
     let mut out = Vec::new();
     for fd in 0..3 {

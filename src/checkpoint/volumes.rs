@@ -40,7 +40,7 @@ pub fn save(mounts: &[ExternalMount], image_dir: &Path) -> Result<Index> {
             is_file: md.is_file(),
         });
     }
-    crate::container::write_json(&dir.join(INDEX), &index)?;
+    crate::fsutil::write_json(&dir.join(INDEX), &index)?;
     Ok(index)
 }
 

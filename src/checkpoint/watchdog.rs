@@ -19,7 +19,7 @@ pub const MAX_LOG: u64 = 256 << 20;
 #[derive(Debug, Clone)]
 pub enum Tripped {
     Timeout(Duration),
-    /// SIGINT, SIGTERM or SIGHUP reached lcr (see `image::interrupt`).
+    /// SIGINT, SIGTERM or SIGHUP reached lcr (see `crate::cancel`).
     Interrupted(String),
     LogTooLarge {
         path: PathBuf,
@@ -58,7 +58,14 @@ pub struct Watchdog {
 
 impl Watchdog {
     /// `timeout` of zero means none.
-    pub fn start(criu: u32, procs: PathBuf, log: PathBuf, timeout: Duration, max_log: u64) -> Self {
+    pub fn start(
+        criu: u32,
+        procs: PathBuf,
+        log: PathBuf,
+        timeout: Duration,
+        max_log: u64,
+        cancel: crate::cancel::Cancel,
+    ) -> Self {
         let (stop, stopped) = channel::<()>();
         let tripped = Arc::new(Mutex::new(None));
         let t = tripped.clone();
@@ -67,7 +74,7 @@ impl Watchdog {
             while let Err(RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(Duration::from_millis(50))
             {
-                let why = if let Err(e) = crate::image::interrupt::check() {
+                let why = if let Err(e) = cancel.check() {
                     Some(Tripped::Interrupted(e.to_string()))
                 } else if !timeout.is_zero() && start.elapsed() > timeout {
                     Some(Tripped::Timeout(timeout))

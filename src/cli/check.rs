@@ -1,4 +1,4 @@
-use criurpc::Criu;
+use lcr::checkpoint::Criu;
 
 #[derive(clap::Args)]
 /// What this kernel and CRIU can checkpoint, restore and migrate, and what follows from each gap.

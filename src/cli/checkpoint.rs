@@ -2,10 +2,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use criurpc::{CgroupMode, Criu};
+use lcr::cancel::{Cancel, SignalGuard};
 use lcr::checkpoint::{self, CheckpointOpts, CriuSettings, DumpStats};
+use lcr::checkpoint::{CgroupMode, Criu};
 use lcr::container::{Container, Store};
-use lcr::image::{interrupt, Compression, Output, PackOpts};
+use lcr::image::{Compression, Output, PackOpts};
 
 #[derive(clap::Args)]
 /// Checkpoint a running container with CRIU (it is removed afterwards unless --leave-running).
@@ -126,7 +127,8 @@ pub fn dump_stats_text(s: &DumpStats) -> String {
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     // An interrupted export unwinds: the container is thawed, the partial archive vanishes.
-    let _signals = a.export.as_ref().map(|_| interrupt::Guard::install());
+    let cancel = Cancel::new();
+    let _signals = a.export.as_ref().map(|_| SignalGuard::install(&cancel));
     let temp_images;
     let image_path = match (&a.image_path, &a.export) {
         (Some(p), _) => p.clone(),
@@ -149,6 +151,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
                 compression: a.compress,
                 quiet: a.quiet,
                 destination,
+                cancel: cancel.clone(),
             },
         ));
     }

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use lcr::cancel::{Cancel, SignalGuard};
 use lcr::image::{self, Compression, Input, Output, PackOpts};
 
 #[derive(clap::Args)]
@@ -55,12 +56,14 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             compress,
             quiet,
         } => {
-            let _signals = image::interrupt::Guard::install();
+            let cancel = Cancel::new();
+            let _signals = SignalGuard::install(&cancel);
             let out = Output::create(&file)?;
             let opts = PackOpts {
                 compression: compress,
                 quiet,
                 destination: out.label(),
+                cancel,
             };
             let (m, out) = image::pack(&dir, out, &opts)?;
             out.commit()?;
@@ -79,8 +82,11 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             quiet,
             max_size,
         } => {
-            let _signals = image::interrupt::Guard::install();
-            let input = Input::open(&file)?.max_total(max_size.bytes);
+            let cancel = Cancel::new();
+            let _signals = SignalGuard::install(&cancel);
+            let input = Input::open(&file)?
+                .max_total(max_size.bytes)
+                .cancel(&cancel);
             let m = image::unpack(input, &dir, quiet, &|_| Ok(()))?;
             if !quiet {
                 eprintln!(

@@ -173,13 +173,6 @@ fn message(e: &anyhow::Error) -> String {
     out
 }
 
-/// `ID` is the container id in every command that takes one.
-#[derive(clap::Args)]
-pub struct IdArg {
-    /// Container id.
-    pub id: String,
-}
-
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(v)?);
     Ok(())

@@ -1,5 +1,5 @@
 use lcr::container::{Container, Store};
-use lcr::process::procfs;
+use lcr::procfs;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {

@@ -1,9 +1,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use lcr::cancel::{Cancel, SignalGuard};
 use lcr::checkpoint::{self, RestoreOpts};
 use lcr::container::{self, Store};
-use lcr::image::{self, interrupt, Input};
+use lcr::image::{self, Input};
 use lcr::process::wait_forwarding;
 
 use super::checkpoint::CriuFlags;
@@ -61,11 +62,14 @@ pub struct Args {
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     // Until the container is complete, SIGINT/SIGTERM/SIGHUP unwind the restore (CRIU is
     // stopped, everything undone) instead of leaving it half made.
-    let signals = interrupt::Guard::install();
+    let cancel = Cancel::new();
+    let signals = SignalGuard::install(&cancel);
     let temp_images;
     let image_path = match (&a.import, &a.image_path) {
         (Some(file), dir) => {
-            let input = Input::open(file)?.max_total(a.max_size.bytes);
+            let input = Input::open(file)?
+                .max_total(a.max_size.bytes)
+                .cancel(&cancel);
             // Refused from the manifest, before gigabytes are unpacked for nothing.
             let criu = a.criu.settings()?.criu;
             let source = file.display().to_string();
@@ -94,6 +98,7 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     }
     let mut o = RestoreOpts::new(&a.bundle, &image_path);
     o.origin = a.import.clone();
+    o.cancel = cancel.clone();
     o.with_volumes = a.with_volumes;
     o.timeout = std::time::Duration::from_secs(a.timeout);
     o.settings = a.criu.settings()?;

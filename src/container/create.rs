@@ -14,7 +14,8 @@ use crate::hooks::{self, Kind};
 use crate::process::init::{self, InitContext};
 use crate::process::namespaces::Plan;
 use crate::process::sync::Msg;
-use crate::process::{become_subreaper, console, procfs, spawn, write_id_maps};
+use crate::process::{become_subreaper, console, spawn, write_id_maps};
+use crate::procfs;
 use crate::spec::Bundle;
 use crate::{Error, Result};
 
@@ -131,7 +132,7 @@ pub fn create(store: &Store, id: &str, mut opts: CreateOpts) -> Result<Container
     )?;
     rb.pid = Some(spawned.pid);
     state.pid = spawned.pid;
-    state.init_start_time = procfs::start_time(spawned.pid).unwrap_or(0);
+    state.init_start_time = procfs::start_time_of(spawned.pid)?;
     write_json(&dir.join(STATE_FILE), &state)?;
 
     crate::process::sync_expect(&spawned.ch, Msg::NeedHooks)?;

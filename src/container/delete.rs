@@ -5,7 +5,7 @@ use nix::unistd::Pid;
 
 use super::{Container, Status, Store};
 use crate::hooks::{self, Kind};
-use crate::process::procfs;
+use crate::procfs;
 use crate::{Error, Result};
 
 /// Removes a container: a stopped or created one, or with `force` a running or paused one

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+use crate::fsutil::{write_atomic, write_json};
 pub(crate) use create::write_pid_file;
 pub use create::{create, CreateOpts};
 pub use delete::{delete, delete_if_same};
@@ -25,11 +26,11 @@ pub use pause::{pause, resume};
 pub use rollback::Rollback;
 pub use start::start;
 pub use state::{Action, OciState, State, Status};
-pub use store::{validate_id, write_atomic, write_json, Lock, Store, MAX_ID_LEN};
+pub use store::{validate_id, Lock, Store, MAX_ID_LEN};
 pub use update::update;
 
 use crate::cgroups::Cgroup;
-use crate::process::procfs;
+use crate::procfs;
 use crate::{Error, Result};
 
 pub(crate) const STATE_FILE: &str = "state.json";

@@ -7,7 +7,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::{Action, Container, Status, FIFO_FILE};
 use crate::error::Context;
 use crate::hooks::{self, Kind};
-use crate::process::procfs;
+use crate::procfs;
 use crate::{Error, Result};
 
 /// Releases a created container's init to exec the user's process.

@@ -232,30 +232,6 @@ impl Store {
     }
 }
 
-/// Writes `value` as pretty JSON to `path`, atomically.
-pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let data = serde_json::to_vec_pretty(value).map_err(|e| Error::Other {
-        context: format!("encode {}", path.display()),
-        reason: e.to_string(),
-    })?;
-    write_atomic(path, &data)
-}
-
-/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .ctx(|| format!("write {}", tmp.display()))?;
-    fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,15 +264,5 @@ mod tests {
         assert!(matches!(s.create("one"), Err(Error::Exists(_))));
         assert!(matches!(s.lock("two"), Err(Error::NotFound(_))));
         assert_eq!(s.ids().unwrap(), vec!["one".to_string()]);
-    }
-
-    #[test]
-    fn atomic_write_replaces() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f.json");
-        write_atomic(&p, b"1").unwrap();
-        write_atomic(&p, b"2").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "2");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

@@ -13,7 +13,7 @@ use super::error::{ImageError, Result};
 use super::layout;
 use super::manifest::Manifest;
 use super::read::{read_archive, Flow, Input};
-use crate::checkpoint::RECORD_FILE;
+use super::record::RECORD_FILE;
 
 /// The volumes' index, as image-directory names go.
 const VOLUMES_INDEX: &str = "volumes/index.json";
@@ -211,7 +211,7 @@ impl Contents {
         // Files saved as external (the container's stdio on the host) by CRIU's key.
         let external: BTreeMap<String, String> = self
             .record_json()
-            .and_then(|j| serde_json::from_slice::<crate::checkpoint::Record>(j).ok())
+            .and_then(|j| serde_json::from_slice::<super::record::Record>(j).ok())
             .map(|r| r.stdio.into_iter().map(|f| (f.key, f.path)).collect())
             .unwrap_or_default();
         self.image("pstree.img")

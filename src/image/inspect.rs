@@ -12,7 +12,7 @@ use super::isolation::Isolation;
 use super::layout;
 use super::manifest::{Manifest, Origin, Summary};
 use super::read::Input;
-use crate::checkpoint::Record;
+use super::record::Record;
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {

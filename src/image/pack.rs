@@ -10,8 +10,8 @@ use super::layout;
 use super::manifest::{Entry, Manifest, MountSummary, Origin, Summary, FORMAT};
 use super::mapped::{Mapped, WindowReader};
 use super::progress::{Counting, Progress};
+use super::record::Record;
 use super::{digest, volumes};
-use crate::checkpoint::Record;
 
 #[derive(Default)]
 pub struct PackOpts {
@@ -19,6 +19,8 @@ pub struct PackOpts {
     pub quiet: bool,
     /// What write errors name: the archive (see `Output::label`), not the image directory.
     pub destination: String,
+    /// Stops the export midway (the partial archive is the caller's to remove).
+    pub cancel: crate::cancel::Cancel,
 }
 
 /// One file of the image directory.
@@ -130,13 +132,6 @@ fn spec_dump(r: &Record) -> Vec<u8> {
     serde_json::to_vec_pretty(&spec).unwrap_or_default()
 }
 
-pub fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |v| v as u64)
-}
-
 fn summary(r: &Record, dir: &Path, has_diff: bool) -> Summary {
     let linux = r.config.linux().as_ref();
     Summary {
@@ -177,7 +172,10 @@ fn summary(r: &Record, dir: &Path, has_diff: bool) -> Summary {
         limits: linux
             .and_then(|l| l.resources().as_ref())
             .and_then(|res| serde_json::to_value(res).ok()),
-        memory_dumped: r.stats.as_ref().map(|s| s.pages_written * page_size()),
+        memory_dumped: r
+            .stats
+            .as_ref()
+            .map(|s| s.pages_written * crate::procfs::page_size()),
         rootfs_diff: has_diff,
         volumes: volumes::Index::read(dir)
             .map(|i| i.destinations())
@@ -195,7 +193,7 @@ fn manifest_for(record: &Record, dir: &Path, entries: Vec<Entry>) -> Manifest {
             kernel: record.kernel.clone(),
             arch: record.arch.clone(),
             cgroup_version: format!("{:?}", record.cgroup_version).to_lowercase(),
-            page_size: page_size(),
+            page_size: crate::procfs::page_size(),
         },
         packed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         container: summary(record, dir, has_diff),
@@ -277,7 +275,8 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
     let manifest = manifest_for(&record, dir, entries);
     let manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
 
-    let progress = Progress::new("export", Some(manifest.total_size()), opts.quiet);
+    let progress = Progress::new("export", Some(manifest.total_size()), opts.quiet)
+        .with_cancel(opts.cancel.clone());
     let dest = opts.destination.as_str();
     let compressor = Compressor::new(out, opts.compression)
         .map_err(ImageError::io(dest, "start compression"))?;

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub struct Progress(ProgressBar);
+pub struct Progress(ProgressBar, crate::cancel::Cancel);
 
 impl Progress {
     /// `total` in bytes when known.
@@ -18,9 +18,20 @@ impl Progress {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_prefix(label.to_string());
-        let p = Self(bar);
+        let p = Self(bar, crate::cancel::Cancel::new());
         p.style(total.is_some());
         p
+    }
+
+    /// Work that goes through this progress stops once `token` is cancelled.
+    pub fn with_cancel(mut self, token: crate::cancel::Cancel) -> Self {
+        self.1 = token;
+        self
+    }
+
+    /// An error once the work must stop.
+    pub fn check(&self) -> std::io::Result<()> {
+        self.1.check()
     }
 
     fn style(&self, with_total: bool) {
@@ -57,7 +68,7 @@ pub struct Counting<'a, W> {
 
 impl<W: Write> Write for Counting<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        crate::image::interrupt::check()?;
+        self.progress.check()?;
         let n = self.inner.write(buf)?;
         self.progress.add(n as u64);
         Ok(n)

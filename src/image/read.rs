@@ -35,6 +35,8 @@ pub struct Input {
     /// The most the archive may declare (its manifest's total): the manifest is the author's
     /// word, so it is bounded here, not only by itself.
     pub max_total: u64,
+    /// Stops the reading midway.
+    pub cancel: crate::cancel::Cancel,
 }
 
 /// The default [`Input::max_total`]: 64 GiB.
@@ -54,6 +56,7 @@ impl Input {
                 label: "standard input".into(),
                 reader: Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
                 max_total: DEFAULT_MAX_TOTAL,
+                cancel: Default::default(),
             });
         }
         let f = std::fs::File::open(path).map_err(ImageError::io(path, "open archive"))?;
@@ -67,7 +70,14 @@ impl Input {
             label: path.display().to_string(),
             reader: Box::new(BufReader::with_capacity(1 << 20, f)),
             max_total: DEFAULT_MAX_TOTAL,
+            cancel: Default::default(),
         })
+    }
+
+    /// Reading stops once `token` is cancelled.
+    pub fn cancel(mut self, token: &crate::cancel::Cancel) -> Self {
+        self.cancel = token.clone();
+        self
     }
 
     /// Sets the most the archive may declare.
@@ -93,7 +103,7 @@ struct Capped {
 
 impl Read for Capped {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        super::interrupt::check()?;
+        self.progress.check()?;
         let left = self
             .budget
             .limit
@@ -142,7 +152,7 @@ pub fn read_archive(
     budget
         .limit
         .set(manifest::MAX_SIZE + PER_ENTRY_OVERHEAD * 2);
-    let progress = Rc::new(Progress::new("import", None, quiet));
+    let progress = Rc::new(Progress::new("import", None, quiet).with_cancel(input.cancel.clone()));
     let inner = decompressor(input.reader).map_err(&broken)?;
     let mut tar = tar::Archive::new(Capped {
         inner,
@@ -156,7 +166,7 @@ pub fn read_archive(
                 "decompresses to more than the manifest declares (over {} bytes): refused as a possible decompression bomb",
                 budget.limit.get()
             ))
-        } else if super::interrupt::is_interrupt(&e) {
+        } else if crate::cancel::is_interrupt(&e) {
             broken(e.to_string())
         } else {
             broken(format!("truncated or corrupt: {e}"))

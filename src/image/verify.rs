@@ -9,7 +9,7 @@ use super::error::{ImageError, Result};
 use super::layout;
 use super::manifest::Manifest;
 use super::read::Input;
-use crate::checkpoint::Record;
+use super::record::Record;
 
 #[derive(Debug)]
 pub struct Verified {
@@ -46,7 +46,7 @@ fn check_contents(label: &str, contents: &Contents) -> Result<()> {
         return Err(broken(format!("incomplete checkpoint: {what}")));
     }
     let record: Record = serde_json::from_slice(contents.record_json().unwrap_or_default())
-        .map_err(|e| broken(format!("{}: {e}", crate::checkpoint::RECORD_FILE)))?;
+        .map_err(|e| broken(format!("{}: {e}", super::record::RECORD_FILE)))?;
     if record.pre_dump {
         return Err(broken(
             "a pre-dump (memory only): not restorable on its own".into(),

@@ -11,7 +11,7 @@ pub mod console;
 mod finalize;
 pub mod init;
 pub mod namespaces;
-pub mod procfs;
+
 mod spawn;
 pub mod sync;
 mod wait;

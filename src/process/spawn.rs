@@ -15,6 +15,25 @@ pub struct Spawned {
     pub ch: Channel,
 }
 
+/// lcr forks without re-exec, and the child allocates and takes locks: that is sound only
+/// while this process has one thread (another's lock, held at the fork, would never be
+/// released in the child). Threads exist (archive compression, digests, the restore
+/// watchdog); none may be running when a container process is forked.
+pub fn ensure_single_threaded() -> Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .ctx(|| "read /proc/self/task".into())?
+        .count();
+    if threads != 1 {
+        return Err(Error::Other {
+            context: "fork a container process".into(),
+            reason: format!(
+                "lcr has {threads} threads; it forks without exec and must have one (a bug in lcr)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Forks stage one, which enters `plan`'s namespaces and forks `child`.
 ///
 /// `on_stage_ready` runs in the parent once stage one is in its user namespace and before it
@@ -24,9 +43,10 @@ pub fn spawn(
     on_stage_ready: impl FnOnce(i32) -> Result<()>,
     child: impl FnOnce(&Channel) -> Result<Infallible>,
 ) -> Result<Spawned> {
+    ensure_single_threaded()?;
     let (parent_ch, child_ch) = Channel::pair()?;
-    // SAFETY: lcr is single-threaded when it forks (no runtime, no helper threads), so the
-    // child may allocate; it never returns from `stage_one`.
+    // SAFETY: lcr is single-threaded when it forks (checked just above), so the child may
+    // allocate; it never returns from `stage_one`.
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             drop(parent_ch);
@@ -160,4 +180,14 @@ pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping])
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_with_threads_may_not_fork_a_container() {
+        // The test harness runs each test on a thread of its own beside the main thread.
+        let e = super::ensure_single_threaded().unwrap_err().to_string();
+        assert!(e.contains("threads") && e.contains("must have one"), "{e}");
+    }
 }

@@ -69,7 +69,7 @@ impl Baseline {
     }
 
     pub fn save(&self, container_dir: &Path) -> Result<()> {
-        crate::container::write_json(&container_dir.join(BASELINE_FILE), self)
+        crate::fsutil::write_json(&container_dir.join(BASELINE_FILE), self)
     }
 
     pub fn load(container_dir: &Path) -> Option<Self> {
@@ -166,7 +166,7 @@ pub fn diff(rootfs: &Path, base: &Baseline) -> Result<Diff> {
 pub fn save(rootfs: &Path, base: &Baseline, image_dir: &Path) -> Result<Diff> {
     let d = diff(rootfs, base)?;
     tree::write_tar(rootfs, &d.changed, &image_dir.join(ROOTFS_DIFF))?;
-    crate::container::write_json(&image_dir.join(DELETED_FILES), &d.deleted)?;
+    crate::fsutil::write_json(&image_dir.join(DELETED_FILES), &d.deleted)?;
     Ok(d)
 }
 

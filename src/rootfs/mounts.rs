@@ -1,4 +1,3 @@
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -272,18 +271,10 @@ fn bind(src: &Path, dest: &Path, ro: MsFlags, again: impl Fn() -> Result<InRoot>
 
 /// The host's cgroup mount points and their types, from /proc/self/mountinfo.
 pub fn cgroup_mounts() -> Result<Vec<(PathBuf, String)>> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo".into())?;
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fstype = right.split_whitespace().next().unwrap_or("");
-        if fstype == "cgroup" || fstype == "cgroup2" {
-            if let Some(mp) = left.split_whitespace().nth(4) {
-                out.push((PathBuf::from(mp), fstype.to_string()));
-            }
-        }
-    }
-    Ok(out)
+    let table = crate::procfs::mountinfo(None).ctx(|| "read /proc/self/mountinfo".into())?;
+    Ok(table
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| (m.mount_point, m.fstype))
+        .collect())
 }

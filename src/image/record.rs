@@ -1,14 +1,13 @@
 //! lcr's own record in a checkpoint's image directory: what was dumped, from where, with what,
-//! so that restore can check compatibility before CRIU sees anything.
+//! so that restore can check compatibility before CRIU sees anything. The checkpoint code
+//! writes and reads it; `image/` shows and verifies it.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-use super::mounts::ExternalMount;
 use super::stats::DumpStats;
-use super::stdio::StdioFile;
 use crate::{Error, Result};
 
 pub const RECORD_FILE: &str = "lcr-checkpoint.json";
@@ -51,7 +50,7 @@ pub struct Record {
 
 impl Record {
     pub fn write(&self, dir: &Path) -> Result<()> {
-        crate::container::write_json(&dir.join(RECORD_FILE), self)
+        crate::fsutil::write_json(&dir.join(RECORD_FILE), self)
     }
 
     pub fn read(dir: &Path) -> Result<Self> {
@@ -88,4 +87,51 @@ pub fn kernel_release() -> String {
 
 pub fn machine_arch() -> String {
     std::env::consts::ARCH.to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A bind mount from the config: the restore config's source for the same destination.
+    Bind,
+    /// One cgroup hierarchy under the cgroup mount: the new container's cgroup directory.
+    Cgroup,
+    /// /dev/null over a masked file.
+    Masked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalMount {
+    /// Mount point in the container; also the key CRIU saves it under.
+    pub destination: PathBuf,
+    pub kind: MountKind,
+    /// Host source at checkpoint time (for information and `inspect`).
+    pub source: PathBuf,
+    /// For cgroup binds: the hierarchy's mount point on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StdioKind {
+    Pipe,
+    File,
+    Tty,
+    Socket,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioFile {
+    pub fd: i32,
+    pub kind: StdioKind,
+    /// What /proc/PID/fd/N showed.
+    pub path: String,
+    /// CRIU's id for it: `pipe:[ino]`, `file[mnt:ino]`, `tty[rdev:dev]`, `socket:[ino]`.
+    pub key: String,
+    /// Whether it must be passed to CRIU as `--external` on dump (pipes and sockets need not).
+    pub external: bool,
+    /// What it was, as `checkpoint::stdio::classify` names it (absent in records of older lcr versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_type: Option<String>,
 }

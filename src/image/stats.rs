@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::criu_image::{messages, Fields};
+use super::criu_image::{messages, Fields};
 
 /// Dump timings in microseconds and page counts (4 KiB pages).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
