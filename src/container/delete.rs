@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{Container, Status, Store};
+use super::{Action, Container, Status, Store};
 use crate::hooks::{self, Kind};
 use crate::procfs;
 use crate::{Error, Result};
@@ -11,14 +11,11 @@ use crate::{Error, Result};
 /// Removes a container: a stopped or created one, or with `force` a running or paused one
 /// (killed first). Its processes, cgroup and state directory are all gone afterwards.
 pub fn delete(c: Container, force: bool) -> Result<()> {
-    let status = c.status();
-    if matches!(status, Status::Running | Status::Paused) && !force {
-        return Err(Error::BadState {
-            id: c.id().to_string(),
-            status,
-            action: "delete (use --force)",
-        });
-    }
+    let status = c.allow(if force {
+        Action::ForceDelete
+    } else {
+        Action::Delete
+    })?;
     let state_json = c.oci_state_json();
     let cgroup = c.cgroup().ok().filter(|g| g.present_anywhere());
     if let Some(cg) = &cgroup {

@@ -22,7 +22,7 @@ pub struct ExecOpts {
 /// Starts `process` in the container's namespaces and cgroup; returns its host pid once it
 /// has exec'd. The caller becomes its subreaper, to wait for it in the foreground.
 pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
-    c.status().check(c.id(), Action::Exec)?;
+    c.allow(Action::Exec)?;
     let process = opts.process.take().ok_or_else(|| Error::Other {
         context: "exec".into(),
         reason: "no process given".into(),

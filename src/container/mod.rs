@@ -164,6 +164,25 @@ impl Container {
         serde_json::to_string(&self.state.oci(self.status())).unwrap_or_default()
     }
 
+    /// The state machine, first half: `action` checked against the live status (which it
+    /// returns), an error naming the container, its status and the action otherwise.
+    pub fn allow(&self, action: Action) -> Result<Status> {
+        let status = self.status();
+        status.check(self.id(), action)?;
+        Ok(status)
+    }
+
+    /// Second half, once the action succeeded: the status it leads to, recorded.
+    pub fn complete(&mut self, action: Action) -> Result<()> {
+        match action.next() {
+            Some(next) => {
+                self.state.status = next;
+                self.save()
+            }
+            None => Ok(()),
+        }
+    }
+
     pub fn save(&self) -> Result<()> {
         write_json(&self.dir.join(STATE_FILE), &self.state)
     }

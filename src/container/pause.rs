@@ -1,17 +1,15 @@
-use super::{Action, Container, Status};
+use super::{Action, Container};
 use crate::Result;
 
 /// Freezes every process of the container.
 pub fn pause(c: &mut Container) -> Result<()> {
-    c.status().check(c.id(), Action::Pause)?;
+    c.allow(Action::Pause)?;
     c.cgroup()?.freeze()?;
-    c.state.status = Status::Paused;
-    c.save()
+    c.complete(Action::Pause)
 }
 
 pub fn resume(c: &mut Container) -> Result<()> {
-    c.status().check(c.id(), Action::Resume)?;
+    c.allow(Action::Resume)?;
     c.cgroup()?.thaw()?;
-    c.state.status = Status::Running;
-    c.save()
+    c.complete(Action::Resume)
 }

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 /// Releases a created container's init to exec the user's process.
 pub fn start(c: &mut Container) -> Result<()> {
-    c.status().check(c.id(), Action::Start)?;
+    c.allow(Action::Start)?;
     let fifo = c.dir().join(FIFO_FILE);
     // Non-blocking, so that an init that died cannot leave `start` hanging in open().
     let mut f = std::fs::OpenOptions::new()
@@ -39,8 +39,7 @@ pub fn start(c: &mut Container) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
-    c.state.status = Status::Running;
-    c.save()?;
+    c.complete(Action::Start)?;
     // The state as `start` left it (running, with its pid), even when the program has
     // already exited: the hooks are told about the start they follow.
     let started = serde_json::to_string(&c.state.oci(Status::Running)).unwrap_or_default();

@@ -39,6 +39,8 @@ pub enum Action {
     Exec,
     Update,
     Delete,
+    /// `delete --force`: from any status, the container's processes killed first.
+    ForceDelete,
     Checkpoint,
 }
 
@@ -51,7 +53,8 @@ impl Action {
             Self::Kill => "kill",
             Self::Exec => "exec in",
             Self::Update => "update",
-            Self::Delete => "delete",
+            Self::Delete => "delete (use --force)",
+            Self::ForceDelete => "delete",
             Self::Checkpoint => "checkpoint",
         }
     }
@@ -66,6 +69,7 @@ impl Action {
             Self::Exec => matches!(s, Created | Running),
             Self::Update => matches!(s, Created | Running | Paused),
             Self::Delete => matches!(s, Stopped | Created),
+            Self::ForceDelete => true,
             Self::Checkpoint => matches!(s, Running | Paused),
         }
     }
@@ -193,6 +197,12 @@ mod tests {
         assert!(Status::Running.check("c", Action::Resume).is_err());
         assert!(Status::Stopped.check("c", Action::Kill).is_err());
         assert!(Status::Running.check("c", Action::Delete).is_err());
+        assert!(Status::Paused.check("c", Action::ForceDelete).is_ok());
+        let e = Status::Running
+            .check("c", Action::Delete)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use --force"), "{e}");
         assert!(Status::Stopped.check("c", Action::Delete).is_ok());
         assert!(Status::Paused.check("c", Action::Checkpoint).is_ok());
         let e = Status::Stopped

@@ -6,7 +6,7 @@ use crate::{Error, Result};
 /// Applies new limits to the cgroup and records them in the container's config, so a later
 /// checkpoint and restore carries them. Fields absent from `res` keep their values.
 pub fn update(c: &mut Container, res: &LinuxResources) -> Result<()> {
-    c.status().check(c.id(), Action::Update)?;
+    c.allow(Action::Update)?;
     c.cgroup()?.set(res)?;
     let mut linux = c.spec.linux().clone().unwrap_or_default();
     let old = serde_json::to_value(linux.resources().clone().unwrap_or_default());
