@@ -18,7 +18,8 @@ pkg_need "scripts/setup.sh" $PKGS_SETUP
 say "building lcr (release)"
 command -v cargo >/dev/null || { echo "setup: cargo not found: lcr needs a Rust toolchain (rustup) on PATH" >&2; exit 1; }
 cargo build --release --manifest-path "$TOP/Cargo.toml" -q || { echo "setup: cargo build --release failed" >&2; exit 1; }
-install -m 0755 "$TOP/target/release/lcr" /usr/local/bin/lcr
+# Where cargo put it: CARGO_TARGET_DIR when the caller set one.
+install -m 0755 "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr" /usr/local/bin/lcr
 say "installed $(command -v lcr)"
 
 "$HERE/make-rootfs.sh" >/dev/null

@@ -21,7 +21,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
 # shellcheck disable=SC2086  # the list is words
 pkg_need "the benchmarks" $PKGS_BENCH
-LCR=$(readlink -f "${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}")
+LCR=$(readlink -f "${LCR:-$(command -v lcr || echo "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr")}")
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 # In memory by default: on this VM's disk, writeback of the previous step's gigabytes
 # dominates every timing. BENCH_DIR=/var/tmp measures with the disk.
@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/rootfs" "$WORK/out"; cp -a "$ROOTFS/." "$WORK/rootfs/"
-gcc -O2 -static -o "$WORK/rootfs/bin/memtouch" "$TOP/scripts/bench/memtouch.c"
+gcc -O2 -static -o "$WORK/rootfs/bin/memtouch" "$TOP/tests/workloads/memtouch.c"
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 timed() { sync; local t0; t0=$(now); "$@"; echo $(( ($(now) - t0) / 1000000 )); }

@@ -12,7 +12,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
 # shellcheck disable=SC2086  # the list is words
 pkg_need "the benchmarks" $PKGS_BENCH
-LCR=${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}
+LCR=${LCR:-$(command -v lcr || echo "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr")}
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 # BENCH_DIR=/dev/shm keeps the images in memory, out of the way of disk writeback.
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lcr-ckbench.XXXXXX")
@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/rootfs"; cp -a "$ROOTFS/." "$WORK/rootfs/"
-gcc -O2 -static -o "$WORK/rootfs/bin/memtouch" "$TOP/scripts/bench/memtouch.c"
+gcc -O2 -static -o "$WORK/rootfs/bin/memtouch" "$TOP/tests/workloads/memtouch.c"
 mkdir -p "$WORK/out"
 now() { date +%s%N; }
 bundle() { # $1 runtime $2 MiB → bundle dir with its own cgroup path

@@ -13,7 +13,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
 # shellcheck disable=SC2086  # the list is words
 pkg_need "the benchmarks" $PKGS_BENCH
-LCR=${LCR:-$(command -v lcr || echo "$TOP/target/release/lcr")}
+LCR=${LCR:-$(command -v lcr || echo "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr")}
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 WORK=$(mktemp -d /tmp/lcr-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

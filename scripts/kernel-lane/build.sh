@@ -7,7 +7,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); TOP=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-/var/tmp/lcr-kernel-lane}
 CRIU=${CRIU:-/usr/local/sbin/criu}
-LCR=${LCR:-$TOP/target/release/lcr}
+LCR=${LCR:-${CARGO_TARGET_DIR:-$TOP/target}/release/lcr}
 mkdir -p "$WORK"; cd "$WORK"
 
 APT_WHO=kernel-lane
@@ -57,7 +57,7 @@ cp -L /lib64/ld-linux-x86-64.so.2 $R/lib64/
 # Containers: the busybox rootfs with the memtouch workload.
 ROOTFS=$("$TOP/scripts/make-rootfs.sh")
 cp -a "$ROOTFS" $R/rootfs
-gcc -O2 -static -o $R/rootfs/bin/memtouch "$HERE/memtouch.c"
+gcc -O2 -static -o $R/rootfs/bin/memtouch "$TOP/tests/workloads/memtouch.c"
 # Bundles, made here with the host's lcr spec and python.
 python3 "$HERE/bundles.py" "$LCR" "$R/bundles"
 # Modules: 9p share, virtio, socket diag (CRIU dumps sockets through *_diag), overlay, veth, tun, nft.

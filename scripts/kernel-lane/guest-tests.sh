@@ -110,6 +110,7 @@ t_precopy() {
   [ "$k2" -lt $((k1/4)) ] && [ "$k3" -lt $((k1/4)) ] || { fail "pages did not shrink: ${k1} -> ${k2} -> ${k3} KiB"; return; }
   run t2 restore -d --bundle /bundles/ticks2 --image-path /tmp/final t2 || { fail "restore: $(cat $LOGS/t2.err)"; return; }
   waitfor '[ "$(tick)" -gt $((last+3)) ]' || { fail "no ticks after restore (last $last, now $(tick))"; return; }
+  ! grep -q BAD /out-b/ticks || { fail "memtouch found its memory changed after restore: $(grep -m1 BAD /out-b/ticks)"; lcr delete -f t2 >/dev/null 2>&1; return; }
   run d4 delete -f t2
   pass "pages pre1 ${k1} KiB (${s1}s), pre2 ${k2} KiB (${s2}s), final ${k3} KiB (${s3}s); tick $last went on"
 }
@@ -125,6 +126,7 @@ t_lazy() {
   criu lazy-pages --page-server --address 127.0.0.1 --port 27000 -D /tmp/lz -d -o lazy.log || { fail "criu lazy-pages did not start"; return; }
   run l2 restore -d --lazy-pages --bundle /bundles/ticks2 --image-path /tmp/lz l2 || { fail "lazy restore: $(cat $LOGS/l2.err)"; return; }
   waitfor '[ "$(tick)" -gt $((last+3)) ]' || { fail "no ticks after lazy restore (last $last, now $(tick))"; return; }
+  ! grep -q BAD /out-b/ticks || { fail "memtouch found its memory changed after the lazy restore: $(grep -m1 BAD /out-b/ticks)"; lcr delete -f l2 >/dev/null 2>&1; return; }
   waitfor '[ -f /tmp/lz.rc ]' 300 || { fail "the lazy dump never finished"; return; }
   [ "$(cat /tmp/lz.rc)" = 0 ] || { fail "lazy checkpoint exited $(cat /tmp/lz.rc): $(cat $LOGS/lz.err)"; return; }
   transferred=$(grep -ho "UFFD transferred pages: ([0-9/]*)" /tmp/lz/*.log | tail -1)

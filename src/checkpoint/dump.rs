@@ -216,7 +216,7 @@ pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointRepor
         external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path),
         pid,
     );
-    let stdio = stdio::describe(pid);
+    let stdio = stdio::stdio_of(pid);
     stdio::make_logs_appendable(pid, &stdio);
 
     // Files and memory must be captured at the same instant, and an export must be complete

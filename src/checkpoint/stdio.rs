@@ -51,7 +51,7 @@ pub fn mismatch(files: &[StdioFile]) -> Option<String> {
 
 /// Describes fds 0–2 of `pid`. Files on mounts the container's mount namespace does not have
 /// (the host's /dev/null, a log file) are external; files inside the container are not.
-pub fn describe(pid: i32) -> Vec<StdioFile> {
+pub fn stdio_of(pid: i32) -> Vec<StdioFile> {
     let container_mounts: Vec<u64> = crate::procfs::mountinfo(Some(pid))
         .unwrap_or_default()
         .iter()
@@ -177,7 +177,7 @@ mod tests {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let d = describe(child.id() as i32);
+        let d = stdio_of(child.id() as i32);
         let stdin_fd = std::os::fd::AsRawFd::as_raw_fd(child.stdin.as_ref().unwrap());
         let stdin_ino = std::fs::metadata(format!("/proc/self/fd/{stdin_fd}"))
             .unwrap()

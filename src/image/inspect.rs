@@ -80,7 +80,7 @@ fn inspect_dir(dir: &Path) -> Result<Inspection> {
                 archive: label.clone(),
                 reason: e.to_string(),
             })?;
-            (super::pack::describe(dir, &record)?, false)
+            (super::pack::manifest_of(dir, &record)?, false)
         }
     };
     Ok(Inspection::new(label, &m, &contents, has_manifest))

@@ -202,7 +202,7 @@ fn manifest_for(record: &Record, dir: &Path, entries: Vec<Entry>) -> Manifest {
 }
 
 /// What packing `dir` would list, without checksums (for inspecting a plain image directory).
-pub fn describe(dir: &Path, record: &Record) -> Result<Manifest> {
+pub fn manifest_of(dir: &Path, record: &Record) -> Result<Manifest> {
     let entries = scan(dir)?
         .into_iter()
         .map(|s| Entry {
