@@ -85,6 +85,11 @@ fn features_match_criu_own_checks() {
 fn features_is_the_oci_runtime_features_document() {
     let out = Command::new(lcr_bin()).arg("features").output().unwrap();
     assert_success(&out);
+    let again = Command::new(lcr_bin()).arg("features").output().unwrap();
+    assert_eq!(
+        out.stdout, again.stdout,
+        "the same document, byte for byte, every time"
+    );
     let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(f["ociVersionMin"], "1.0.0", "{f}");
     assert!(

@@ -4,6 +4,11 @@ pub struct Args {}
 
 pub fn run(_: Args) -> anyhow::Result<i32> {
     let f = lcr::spec::runtime_features()?;
-    println!("{}", serde_json::to_string_pretty(&f)?);
+    // Through a json Value, whose maps are sorted: the annotations print in the same order
+    // every time (as runc's do), not in a hash map's.
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::to_value(&f)?)?
+    );
     Ok(0)
 }

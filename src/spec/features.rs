@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use oci_spec::runtime::{
-    ApparmorBuilder, Arch, CgroupBuilder, Features, FeaturesBuilder, IntelRdtBuilder,
-    LinuxFeatureBuilder, LinuxSeccompAction, SeccompBuilder, SelinuxBuilder,
+    ApparmorBuilder, Arch, CgroupBuilder, Features, FeaturesBuilder, IntelRdtBuilder, LinuxFeature,
+    LinuxFeatureBuilder, LinuxSeccompAction, Seccomp, SeccompBuilder, SelinuxBuilder,
 };
 
 use crate::hooks::Kind;
@@ -75,25 +75,29 @@ fn built(what: &str, e: impl std::fmt::Display) -> Error {
 
 /// What this build of lcr implements.
 pub fn runtime_features() -> Result<Features> {
-    let archs: Vec<Arch> = SECCOMP_ARCHS
+    let mut options: Vec<String> = crate::rootfs::KNOWN_OPTIONS
         .iter()
-        .filter(|a| a.parse::<libseccomp::ScmpArch>().is_ok())
-        .filter_map(|a| serde_json::from_value(serde_json::Value::from(*a)).ok())
+        .map(|s| s.to_string())
         .collect();
-    let seccomp = SeccompBuilder::default()
-        .enabled(true)
-        .actions(SECCOMP_ACTIONS.to_vec())
-        .operators(
-            SECCOMP_OPERATORS
+    options.sort();
+    FeaturesBuilder::default()
+        .oci_version_min(OCI_VERSION_MIN)
+        .oci_version_max(oci_spec::runtime::Spec::default().version().clone())
+        .hooks(
+            HOOKS
                 .iter()
-                .map(|s| s.to_string())
+                .map(|k| k.name().to_string())
                 .collect::<Vec<_>>(),
         )
-        .archs(archs)
-        .known_flags(Vec::<String>::new())
-        .supported_flags(Vec::<String>::new())
+        .mount_options(options)
+        .linux(linux_features()?)
+        .annotations(annotations())
         .build()
-        .map_err(|e| built("seccomp", e))?;
+        .map_err(|e| built("document", e))
+}
+
+/// Namespaces, capabilities, cgroups, seccomp; no AppArmor, SELinux or Intel RDT.
+fn linux_features() -> Result<LinuxFeature> {
     let cgroup = CgroupBuilder::default()
         .v1(true)
         .v2(true)
@@ -104,11 +108,11 @@ pub fn runtime_features() -> Result<Features> {
         .map_err(|e| built("cgroup", e))?;
     let mut caps: Vec<caps::Capability> = caps::all().into_iter().collect();
     caps.sort_by_key(|c| c.index());
-    let linux = LinuxFeatureBuilder::default()
+    LinuxFeatureBuilder::default()
         .namespaces(crate::process::namespaces::ALL.to_vec())
         .capabilities(caps.iter().map(|c| c.to_string()).collect::<Vec<_>>())
         .cgroup(cgroup)
-        .seccomp(seccomp)
+        .seccomp(seccomp_features()?)
         .apparmor(
             ApparmorBuilder::default()
                 .enabled(false)
@@ -128,40 +132,48 @@ pub fn runtime_features() -> Result<Features> {
                 .map_err(|e| built("intelRdt", e))?,
         )
         .build()
-        .map_err(|e| built("linux", e))?;
-    let mut annotations = HashMap::new();
-    annotations.insert(
+        .map_err(|e| built("linux", e))
+}
+
+/// The actions and operators lcr loads, and the architectures this libseccomp knows.
+fn seccomp_features() -> Result<Seccomp> {
+    let archs: Vec<Arch> = SECCOMP_ARCHS
+        .iter()
+        .filter(|a| a.parse::<libseccomp::ScmpArch>().is_ok())
+        .filter_map(|a| serde_json::from_value(serde_json::Value::from(*a)).ok())
+        .collect();
+    SeccompBuilder::default()
+        .enabled(true)
+        .actions(SECCOMP_ACTIONS.to_vec())
+        .operators(
+            SECCOMP_OPERATORS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .archs(archs)
+        .known_flags(Vec::<String>::new())
+        .supported_flags(Vec::<String>::new())
+        .build()
+        .map_err(|e| built("seccomp", e))
+}
+
+fn annotations() -> HashMap<String, String> {
+    let mut a = HashMap::new();
+    a.insert(
         "io.github.lcr.version".to_string(),
         env!("CARGO_PKG_VERSION").to_string(),
     );
     // Callers that learned runc's keys read checkpoint support from this one.
-    annotations.insert(
+    a.insert(
         "org.opencontainers.runc.checkpoint.enabled".to_string(),
         "true".to_string(),
     );
     if let Ok(v) = libseccomp::ScmpVersion::current() {
-        annotations.insert(
+        a.insert(
             "io.github.seccomp.libseccomp.version".to_string(),
             format!("{}.{}.{}", v.major, v.minor, v.micro),
         );
     }
-    let mut options: Vec<String> = crate::rootfs::KNOWN_OPTIONS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    options.sort();
-    FeaturesBuilder::default()
-        .oci_version_min(OCI_VERSION_MIN)
-        .oci_version_max(oci_spec::runtime::Spec::default().version().clone())
-        .hooks(
-            HOOKS
-                .iter()
-                .map(|k| k.name().to_string())
-                .collect::<Vec<_>>(),
-        )
-        .mount_options(options)
-        .linux(linux)
-        .annotations(annotations)
-        .build()
-        .map_err(|e| built("document", e))
+    a
 }
