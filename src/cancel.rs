@@ -28,10 +28,6 @@ impl Cancel {
             .compare_exchange(0, ASKED, Ordering::SeqCst, Ordering::SeqCst);
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst) != 0
-    }
-
     /// An error once the work must stop, so that it unwinds.
     pub fn check(&self) -> std::io::Result<()> {
         match self.0.load(Ordering::SeqCst) {

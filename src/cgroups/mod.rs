@@ -272,15 +272,7 @@ impl Cgroup {
     /// Whether any hierarchy has this cgroup: an lcr killed while creating it may have made
     /// it in some hierarchies only.
     pub fn present_anywhere(&self) -> bool {
-        let rel = self.path.trim_start_matches('/');
-        let root = hierarchies::auto().root();
-        // v2: the one tree; v1: one tree per hierarchy below the root.
-        root.join(rel).is_dir()
-            || std::fs::read_dir(&root)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|h| h.path().join(rel).is_dir())
+        places(self.path.trim_start_matches('/')).any(|d| d.is_dir())
     }
 
     /// Removes the cgroup from every hierarchy. The caller makes sure no process is left in it.
@@ -294,13 +286,7 @@ impl Cgroup {
         }
         // Sub-cgroups (CRIU may make some on restore), the hybrid unified one, and on v2 the
         // cgroup itself if cgroups-rs left it.
-        let root = hierarchies::auto().root();
-        let below = std::fs::read_dir(&root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|h| h.path().join(rel));
-        for d in std::iter::once(root.join(rel)).chain(below) {
+        for d in places(rel) {
             if d.is_dir() {
                 remove_tree(&d).map_err(|e| self.err(&format!("remove {}", d.display()), e))?;
             }
@@ -348,19 +334,25 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
 /// The processes in cgroup `rel` in any hierarchy: the unified one (v2), or each v1
 /// controller's (a service may be in only some of them).
 fn populated(rel: &str) -> Vec<i32> {
-    let root = hierarchies::auto().root();
-    let v1 = std::fs::read_dir(&root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|h| h.path().join(rel));
-    let mut pids: Vec<i32> = std::iter::once(root.join(rel))
-        .chain(v1)
+    let mut pids: Vec<i32> = places(rel)
         .flat_map(|d| read_pids(&d.join("cgroup.procs")))
         .collect();
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+/// Every directory cgroup `rel` can have: in the v2 tree at the hierarchy root, and in each
+/// v1 hierarchy (and the hybrid unified one) below it. Not all of them need exist.
+fn places(rel: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    let root = hierarchies::auto().root();
+    let below: Vec<PathBuf> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join(rel))
+        .collect();
+    std::iter::once(root.join(rel)).chain(below)
 }
 
 fn read_pids(file: &Path) -> Vec<i32> {

@@ -97,11 +97,6 @@ impl MemoryWatch {
         })
     }
 
-    /// Whether pressure notices can come.
-    pub fn has_pressure(&self) -> bool {
-        self.pressure.is_some()
-    }
-
     /// Waits up to `timeout` for notices; returns those that came (none on timeout).
     pub fn wait(&mut self, timeout: Duration) -> Result<Vec<Notice>> {
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);

@@ -7,13 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::cgroups::Cgroup;
 pub use crate::image::record::{ExternalMount, MountKind};
-use crate::rootfs::{cgroup_mounts, parse_options};
+use crate::rootfs::{bind_source, cgroup_mounts, is_bind};
 use oci_spec::runtime::Spec;
-
-fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || parse_options(m.options().as_deref().unwrap_or_default()).bind
-}
 
 /// The external mounts of a container running `spec` with its cgroup at `cgroup_path`.
 pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup_path: &str) -> Vec<ExternalMount> {
@@ -43,12 +38,8 @@ pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup_path: &str) -> Vec<Ext
                 }
             }
         } else if is_bind(m) {
-            let src = m.source().clone().unwrap_or_default();
-            let src = if src.is_absolute() {
-                src
-            } else {
-                bundle.join(src)
-            };
+            // A bind without a source is refused when the container is made.
+            let src = bind_source(bundle, m).unwrap_or_else(|| bundle.join(""));
             out.push(ExternalMount {
                 destination: dest,
                 kind: MountKind::Bind,
@@ -98,14 +89,8 @@ pub fn restore_source(
 ) -> Option<PathBuf> {
     match m.kind {
         MountKind::Bind => spec.mounts().iter().flatten().find_map(|rm| {
-            (rm.destination() == &m.destination && is_bind(rm)).then(|| {
-                let s = rm.source().clone().unwrap_or_default();
-                if s.is_absolute() {
-                    s
-                } else {
-                    bundle.join(s)
-                }
-            })
+            (rm.destination() == &m.destination && is_bind(rm))
+                .then(|| bind_source(bundle, rm).unwrap_or_else(|| bundle.join("")))
         }),
         MountKind::Cgroup => {
             let hier = m.hierarchy.as_ref()?;

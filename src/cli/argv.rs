@@ -45,11 +45,12 @@ pub fn normalize(root: &Command, args: Vec<OsString>) -> Vec<OsString> {
         }
         if let Some(short) = text.strip_prefix('-') {
             // `-b VALUE`: the value is not a flag, whatever it looks like.
-            let takes_value = short.len() == 1
-                && cmd.get_arguments().any(|a| {
-                    a.get_short().map(String::from).as_deref() == Some(short)
-                        && a.get_action().takes_values()
-                });
+            let mut letters = short.chars();
+            let only = letters.next().filter(|_| letters.next().is_none());
+            let takes_value = only.is_some()
+                && cmd
+                    .get_arguments()
+                    .any(|a| a.get_short() == only && a.get_action().takes_values());
             out.push(arg);
             if takes_value {
                 out.extend(it.next());

@@ -22,11 +22,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     }
     println!("cgroups: {:?}", r.cgroup_version);
     for f in &r.features {
-        let mark = if f.supported { "yes" } else { "no " };
         if f.supported {
-            println!("  {mark}  {}", f.name);
+            println!("  yes  {}", f.name);
         } else {
-            println!("  {mark}  {}: {}", f.name, f.consequence);
+            println!("  no   {}: {}", f.name, f.consequence);
         }
     }
     Ok(0)

@@ -32,7 +32,10 @@ use lcr::container::Store;
 #[command(
     name = "lcr",
     version,
-    about = "OCI container runtime with CRIU checkpoint/restore"
+    about = "OCI container runtime with CRIU checkpoint/restore",
+    // As runc: a flag given more than once counts once, the last value winning (podman
+    // repeats `--leave-running`). clap passes the setting down to every subcommand.
+    args_override_self = true
 )]
 pub struct Cli {
     /// Directory for container state.
@@ -125,7 +128,7 @@ pub fn main() -> i32 {
 /// A usage error goes to `--log` too, where containerd and podman look for the runtime's
 /// last error; the `Err` is the exit code.
 fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, i32> {
-    let mut cmd = repeats_override(Cli::command());
+    let mut cmd = Cli::command();
     cmd.build();
     let args = argv::normalize(&cmd, args);
     let matches = cmd
@@ -143,17 +146,6 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, i32> {
         }
         let _ = e.print();
         e.exit_code()
-    })
-}
-
-/// `c` and every command under it with `args_override_self`.
-fn repeats_override(c: clap::Command) -> clap::Command {
-    let names: Vec<String> = c
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .collect();
-    names.into_iter().fold(c.args_override_self(true), |c, n| {
-        c.mut_subcommand(n, repeats_override)
     })
 }
 

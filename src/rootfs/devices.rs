@@ -1,7 +1,6 @@
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::fcntl::AtFlags;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstatat, makedev, mknodat, umask, Mode, SFlag};
 use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
@@ -83,17 +82,10 @@ fn make(
     let shown = || root.shown(path).display().to_string();
     let _ = unlinkat(dir.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir);
     if in_userns {
-        let f = openat(
-            dir.fd(),
-            name.as_os_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .ctx(|| format!("create {}", shown()))?;
-        let target = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let target = root.make_target(path, false)?;
         return mount(
             Some(path),
-            target.as_str(),
+            &target.proc_path(),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,

@@ -11,7 +11,7 @@ mod resolve;
 
 pub use devices::{create_dev_symlinks, create_devices};
 pub use flags::{parse_options, MountOptions, KNOWN_OPTIONS};
-pub use mounts::{cgroup_mounts, make_mount_points, mount_all, prepare_root};
+pub use mounts::{bind_source, cgroup_mounts, is_bind, make_mount_points, mount_all, prepare_root};
 pub use paths::{mask_paths, readonly_paths, remount_root_readonly};
 pub use pivot::{chroot_into, enter_root, no_pivot};
 pub use resolve::{InRoot, RootDir};

@@ -63,7 +63,7 @@ pub fn mount_all(rootfs: &Path, bundle: &Path, mounts: &[Mount], cgroup_path: &s
 }
 
 /// A bind mount's source: absolute, or relative to the bundle.
-fn bind_source(bundle: &Path, m: &Mount) -> Option<PathBuf> {
+pub fn bind_source(bundle: &Path, m: &Mount) -> Option<PathBuf> {
     m.source().as_ref().map(|s| {
         if s.is_absolute() {
             s.clone()
@@ -73,7 +73,8 @@ fn bind_source(bundle: &Path, m: &Mount) -> Option<PathBuf> {
     })
 }
 
-fn is_bind(m: &Mount) -> bool {
+/// Whether `m` is a bind mount: by its type or by a `bind`/`rbind` option.
+pub fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
         || parse_options(m.options().as_deref().unwrap_or_default()).bind
 }

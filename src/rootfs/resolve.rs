@@ -86,8 +86,12 @@ impl RootDir {
 
     /// Opens `inner` as it resolves inside the root (`O_PATH`): it must exist.
     pub fn resolve(&self, inner: &Path) -> std::result::Result<InRoot, Errno> {
+        self.open_in(inner, OFlag::O_PATH)
+    }
+
+    fn open_in(&self, inner: &Path, flags: OFlag) -> std::result::Result<InRoot, Errno> {
         let rel = relative(inner);
-        let fd = openat2(self.fd.as_fd(), rel.as_path(), how(OFlag::O_PATH))?;
+        let fd = openat2(self.fd.as_fd(), rel.as_path(), how(flags))?;
         Ok(InRoot {
             fd,
             shown: self.shown(inner),
@@ -124,16 +128,7 @@ impl RootDir {
     }
 
     fn resolve_dir(&self, inner: &Path) -> std::result::Result<InRoot, Errno> {
-        let rel = relative(inner);
-        let fd = openat2(
-            self.fd.as_fd(),
-            rel.as_path(),
-            how(OFlag::O_PATH | OFlag::O_DIRECTORY),
-        )?;
-        Ok(InRoot {
-            fd,
-            shown: self.shown(inner),
-        })
+        self.open_in(inner, OFlag::O_PATH | OFlag::O_DIRECTORY)
     }
 
     /// The directory `inner` is in (created inside the root if missing) and its last name:
