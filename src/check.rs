@@ -61,6 +61,8 @@ pub fn lazy_pages_blocker() -> Option<String> {
     ))
 }
 
+/// What this kernel and CRIU can do, feature by feature. One entry after another (~80 lines,
+/// kept together so that the report's order is the code's).
 pub fn report(criu: &Criu) -> Report {
     let mut r = Report {
         criu_binary: criu.binary().ok().map(|p| p.display().to_string()),

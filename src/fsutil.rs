@@ -96,10 +96,10 @@ fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
-fn io_err(path: &Path, what: &str, source: io::Error) -> Error {
+fn io_err(path: &Path, what: &str, cause: io::Error) -> Error {
     Error::Io {
         context: format!("{what} {}", path.display()),
-        source,
+        cause,
     }
 }
 
@@ -183,10 +183,7 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
 
 /// Writes `value` as pretty JSON to `path`, atomically.
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let data = serde_json::to_vec_pretty(value).map_err(|e| Error::Other {
-        context: format!("encode {}", path.display()),
-        reason: e.to_string(),
-    })?;
+    let data = serde_json::to_vec_pretty(value).ctx(|| format!("encode {}", path.display()))?;
     write_atomic(path, &data)
 }
 

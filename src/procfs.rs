@@ -77,10 +77,7 @@ pub fn ppid_and_cmdline(pid: i32) -> Option<(i32, String)> {
 /// The start time of `pid`, which must exist: a record with start time 0 would never match
 /// the process again.
 pub fn start_time_of(pid: i32) -> crate::Result<u64> {
-    start_time(pid).ok_or_else(|| crate::Error::Other {
-        context: format!("read /proc/{pid}/stat"),
-        reason: "the process is gone before its start time could be recorded".into(),
-    })
+    start_time(pid).ok_or(crate::Error::ProcessGone(pid))
 }
 
 /// The kernel's page size in bytes.

@@ -59,7 +59,6 @@ fn sha(file: &Path) -> String {
         .to_string()
 }
 
-#[test]
 fn an_exported_container_is_imported_and_counts_on() {
     let Some((c, log)) = counter("ar-count") else {
         return;
@@ -117,7 +116,6 @@ fn an_exported_container_is_imported_and_counts_on() {
     );
 }
 
-#[test]
 fn a_pipe_carries_a_checkpoint_straight_into_a_restore() {
     let Some((c, log)) = counter("ar-pipe") else {
         return;
@@ -150,7 +148,6 @@ fn a_pipe_carries_a_checkpoint_straight_into_a_restore() {
     assert!(!c.state_dir().exists());
 }
 
-#[test]
 fn rootfs_changes_and_volumes_travel_with_the_archive() {
     let Some((c, log)) = counter_after(
         "ar-diff",
@@ -253,7 +250,6 @@ fn rootfs_changes_and_volumes_travel_with_the_archive() {
     assert!(diff.contains(&"etc/added".to_string()), "{diff:?}");
 }
 
-#[test]
 fn volumes_are_restored_only_when_asked_and_never_into_a_read_only_bind() {
     let Some((c, _log)) = counter("ar-vol") else {
         return;
@@ -325,7 +321,6 @@ fn data_offset(tar: &[u8], name: &str) -> usize {
     panic!("{name} not in the tar");
 }
 
-#[test]
 fn inspect_and_verify_tell_good_archives_from_damaged_ones() {
     // With a zombie beside the counter: it has no memory images, and needs none.
     let Some((c, _log)) = counter_after("ar-verify", "(sleep 0 & exec sleep 1000) & sleep 0.2; ")
@@ -451,7 +446,6 @@ fn inspect_and_verify_tell_good_archives_from_damaged_ones() {
     );
 }
 
-#[test]
 fn failed_and_interrupted_exports_leave_the_container_running_and_no_file() {
     // 48 MiB of random data in a tmpfs: slow to compress at zstd's level 19.
     let Some((c, _log)) = counter_after(
@@ -524,10 +518,16 @@ fn failed_and_interrupted_exports_leave_the_container_running_and_no_file() {
         "nothing under or beside the archive's name: {left:?}"
     );
     assert_eq!(c.state()["status"], "running");
-    assert_eq!(
-        read(c.cgroup_dir("freezer").join("freezer.state")).trim(),
-        "THAWED"
-    );
+    assert_eq!(c.cgroup_read("freezer", "freezer.state"), "THAWED");
     let n = count(&c);
     wait_until("counting after an interrupted export", || count(&c) > n + 2);
 }
+
+lcr_test_harness::tests!(
+    an_exported_container_is_imported_and_counts_on,
+    a_pipe_carries_a_checkpoint_straight_into_a_restore,
+    rootfs_changes_and_volumes_travel_with_the_archive,
+    volumes_are_restored_only_when_asked_and_never_into_a_read_only_bind,
+    inspect_and_verify_tell_good_archives_from_damaged_ones,
+    failed_and_interrupted_exports_leave_the_container_running_and_no_file,
+);

@@ -177,7 +177,6 @@ fn with_good(extra: Raw) -> Vec<u8> {
     ])
 }
 
-#[test]
 fn unsafe_names_links_devices_and_modes_are_refused() {
     let c = Case::new();
     let outside = c.outside();
@@ -225,7 +224,6 @@ fn unsafe_names_links_devices_and_modes_are_refused() {
     c.refused("setgid dir", &with_good(sgid_dir), "setuid/setgid bits");
 }
 
-#[test]
 fn entries_must_match_the_manifest() {
     let c = Case::new();
     c.refused(
@@ -283,7 +281,6 @@ fn entries_must_match_the_manifest() {
     )
 }
 
-#[test]
 fn truncated_archives_and_decompression_bombs_are_refused() {
     let c = Case::new();
     let good = tar_bytes(&[
@@ -366,7 +363,6 @@ fn truncated_archives_and_decompression_bombs_are_refused() {
     c.refused("gzip", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0], "gzip-compressed");
 }
 
-#[test]
 fn a_well_formed_crafted_archive_unpacks_with_private_modes() {
     let c = Case::new();
     let bytes = with_good(special("checkpoint/", b'5', ""));
@@ -389,7 +385,6 @@ fn a_well_formed_crafted_archive_unpacks_with_private_modes() {
     assert!(target.join("lcr-manifest.json").exists());
 }
 
-#[test]
 fn an_import_for_another_architecture_is_refused_from_its_manifest() {
     let c = Case::new();
     let bytes = tar_bytes(&[
@@ -424,7 +419,6 @@ fn an_import_for_another_architecture_is_refused_from_its_manifest() {
     assert!(!root.join("arch-test").exists());
 }
 
-#[test]
 fn archives_are_neither_read_from_nor_written_to_a_terminal() {
     let c = Case::new();
     let target = c.dir.path().join("target");
@@ -495,7 +489,6 @@ fn timed_verify(archive: &Path) -> (std::time::Duration, String) {
     )
 }
 
-#[test]
 fn a_manifest_of_many_entries_is_checked_without_quadratic_lookups() {
     // Ten times the entries may take about ten times as long, not a hundred (a linear
     // lookup per entry made 140,000 entries take 34 s). Compared within this run, so the
@@ -536,7 +529,6 @@ fn pax_path(path: &str) -> Raw {
     }
 }
 
-#[test]
 fn names_readers_disagree_on_or_cannot_create_are_refused_and_shown_short() {
     let c = Case::new();
     // GNU tar would take the PAX path, the tar crate the long name.
@@ -568,7 +560,6 @@ fn names_readers_disagree_on_or_cannot_create_are_refused_and_shown_short() {
     assert!(err.len() < 1000 && err.contains("bytes in all"), "{err}");
 }
 
-#[test]
 fn inspect_shows_what_the_archive_holds_not_what_its_manifest_claims() {
     let c = Case::new();
     let bytes = tar_bytes(&[
@@ -602,3 +593,15 @@ fn inspect_shows_what_the_archive_holds_not_what_its_manifest_claims() {
         "{text}"
     );
 }
+
+lcr_test_harness::tests!(
+    unsafe_names_links_devices_and_modes_are_refused,
+    entries_must_match_the_manifest,
+    truncated_archives_and_decompression_bombs_are_refused,
+    a_well_formed_crafted_archive_unpacks_with_private_modes,
+    an_import_for_another_architecture_is_refused_from_its_manifest,
+    archives_are_neither_read_from_nor_written_to_a_terminal,
+    a_manifest_of_many_entries_is_checked_without_quadratic_lookups,
+    names_readers_disagree_on_or_cannot_create_are_refused_and_shown_short,
+    inspect_shows_what_the_archive_holds_not_what_its_manifest_claims,
+);

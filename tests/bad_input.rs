@@ -20,7 +20,6 @@ fn refused(c: &Ctr, id: &str, bundle: &str, needle: &str) {
     assert_eq!(c.lcr(&["list", "-q"]).stdout, b"", "a container was listed");
 }
 
-#[test]
 fn config_errors_name_the_field() {
     let Some(c) = Ctr::new("badcfg") else { return };
     let b = c.bundle.to_str().unwrap().to_string();
@@ -60,7 +59,6 @@ fn config_errors_name_the_field() {
     refused(&c, &c.id, "/nonexistent/bundle", "/nonexistent/bundle");
 }
 
-#[test]
 fn ids_signals_and_unknown_containers_are_refused() {
     let Some(c) = Ctr::new("badid") else { return };
     let b = c.bundle.to_str().unwrap().to_string();
@@ -108,7 +106,6 @@ fn ids_signals_and_unknown_containers_are_refused() {
     assert!(!cgroup_exists(&c.cgroup));
 }
 
-#[test]
 fn limits_the_kernel_refuses_are_named_before_anything_is_made() {
     let Some(c) = Ctr::new("badlim") else { return };
     let b = c.bundle.to_str().unwrap().to_string();
@@ -149,3 +146,9 @@ fn limits_the_kernel_refuses_are_named_before_anything_is_made() {
     assert!(stderr(&out).contains("starts with '-'"), "{}", stderr(&out));
     assert!(!c.root.join("-rf").exists());
 }
+
+lcr_test_harness::tests!(
+    config_errors_name_the_field,
+    ids_signals_and_unknown_containers_are_refused,
+    limits_the_kernel_refuses_are_named_before_anything_is_made,
+);

@@ -7,7 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-#[test]
 fn features_match_criu_own_checks() {
     if prerequisites().is_none() {
         return;
@@ -24,7 +23,7 @@ fn features_match_criu_own_checks() {
             "CI must have CRIU: {}",
             r["criu_error"]
         );
-        eprintln!("SKIP: no usable CRIU: {}", r["criu_error"]);
+        lcr_test_harness::skip(format!("no usable CRIU: {}", r["criu_error"]));
         return;
     }
     let feature = |name: &str| {
@@ -81,7 +80,6 @@ fn features_match_criu_own_checks() {
 
 /// `lcr features` is the OCI runtime features document, as containerd and CRI-O read it from
 /// `runc features`; it claims what lcr does and nothing of CRIU's.
-#[test]
 fn features_is_the_oci_runtime_features_document() {
     let out = Command::new(lcr_bin()).arg("features").output().unwrap();
     assert_success(&out);
@@ -162,3 +160,8 @@ fn features_is_the_oci_runtime_features_document() {
         }
     }
 }
+
+lcr_test_harness::tests!(
+    features_match_criu_own_checks,
+    features_is_the_oci_runtime_features_document,
+);

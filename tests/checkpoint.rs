@@ -11,7 +11,6 @@ use common::counter::*;
 use common::*;
 use serde_json::json;
 
-#[test]
 fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     let Some((c, log)) = counter("cr-count") else {
         return;
@@ -51,10 +50,10 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     assert_eq!(st["id"], r.id.as_str());
     // The restore bundle's limits, in the restore bundle's cgroup.
     assert_eq!(
-        read(r.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+        r.cgroup_read("memory", "memory.limit_in_bytes"),
         (96u64 << 20).to_string()
     );
-    assert_eq!(read(r.cgroup_dir("pids").join("pids.max")).trim(), "32");
+    assert_eq!(r.cgroup_read("pids", "pids.max"), "32");
     let pid = r.pid();
     assert!(read(format!("/proc/{pid}/cgroup")).contains(&format!("memory:{}\n", r.cgroup)));
     // exec, ps and pause work on it.
@@ -103,7 +102,6 @@ fn a_restored_container_counts_on_under_a_new_id_and_cgroup() {
     assert!(!cgroup_exists(&r3.cgroup));
 }
 
-#[test]
 fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
     let Some((c, _log)) = counter("cr-leave") else {
         return;
@@ -133,7 +131,7 @@ fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
     for (r, mem) in [(&a, 64u64 << 20), (&b, 80 << 20)] {
         wait_until("clone counting", || count(r) > n + 2);
         assert_eq!(
-            read(r.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+            r.cgroup_read("memory", "memory.limit_in_bytes"),
             mem.to_string()
         );
         assert_ne!(r.pid(), c.pid());
@@ -141,7 +139,6 @@ fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
     assert_ne!(a.cgroup, b.cgroup);
 }
 
-#[test]
 fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
     let Some(c) = Ctr::new("cr-bind") else { return };
     if !criu_ready() {
@@ -189,7 +186,6 @@ fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {
     });
 }
 
-#[test]
 fn a_bind_mount_inside_another_bind_mount_is_restored() {
     let Some(c) = Ctr::new("cr-nested") else {
         return;
@@ -229,7 +225,6 @@ fn a_bind_mount_inside_another_bind_mount_is_restored() {
     });
 }
 
-#[test]
 fn the_containers_criu_config_annotation_is_honoured() {
     let Some(c) = counter_bundle("cr-config") else {
         return;
@@ -260,7 +255,6 @@ fn the_containers_criu_config_annotation_is_honoured() {
     assert_success(&checkpoint(&c, &img, &["--leave-running"]));
 }
 
-#[test]
 fn a_failed_dump_leaves_the_container_running() {
     let Some(c) = Ctr::new("cr-fail") else { return };
     if !criu_ready() {
@@ -284,17 +278,13 @@ fn a_failed_dump_leaves_the_container_running() {
     );
     assert!(err.contains("dump.log"), "the log path is shown: {err}");
     assert_eq!(c.state()["status"], "running");
-    assert_eq!(
-        read(c.cgroup_dir("freezer").join("freezer.state")).trim(),
-        "THAWED"
-    );
+    assert_eq!(c.cgroup_read("freezer", "freezer.state"), "THAWED");
     let n: u64 = read(host.join("n")).trim().parse().unwrap();
     wait_until("counting after the failed dump", || {
         read(host.join("n")).trim().parse::<u64>().unwrap_or(0) > n + 3
     });
 }
 
-#[test]
 fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
     let Some((c, _)) = counter("cr-broken") else {
         return;
@@ -341,15 +331,17 @@ fn a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lcr-checkpoint.json"));
 }
 
-#[test]
 fn features_the_kernel_lacks_are_refused_before_touching_the_container() {
     let Some((c, _)) = counter("cr-kernel") else {
         return;
     };
     let f = criurpc::Criu::new().features().unwrap();
-    if f.mem_track {
-        eprintln!("SKIP (pre-dump refusal): this kernel tracks dirty memory; the kernel lane tests pre-dump");
-    } else {
+    let lazy_blocked = lcr::check::lazy_pages_blocker().is_some();
+    if f.mem_track && !lazy_blocked {
+        lcr_test_harness::skip("this kernel tracks dirty memory and fs.pipe-max-size allows lazy dumps: nothing is refused here (the kernel lane tests both)");
+        return;
+    }
+    if !f.mem_track {
         let out = checkpoint(&c, &c.tmp.path().join("pre"), &["--pre-dump"]);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -365,19 +357,16 @@ fn features_the_kernel_lacks_are_refused_before_touching_the_container() {
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains("--parent-path"));
     }
-    if lcr::check::lazy_pages_blocker().is_some() {
+    if lazy_blocked {
         let out = checkpoint(&c, &c.tmp.path().join("lazy"), &["--lazy-pages"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains("fs.pipe-max-size"));
-    } else {
-        eprintln!("SKIP (lazy refusal): fs.pipe-max-size allows lazy dumps here");
     }
     assert_eq!(c.state()["status"], "running");
     let n = count(&c);
     wait_until("counting", || count(&c) > n + 2);
 }
 
-#[test]
 fn an_established_tcp_connection_inside_the_container_survives() {
     let Some(c) = Ctr::new("cr-tcp") else { return };
     if !criu_ready() {
@@ -430,7 +419,7 @@ fn an_established_tcp_connection_inside_the_container_survives() {
     let err = stderr(&out);
     let kept = err
         .lines()
-        .find_map(|l| l.strip_prefix("lcr: CRIU's log is kept at "))
+        .find_map(|l| l.trim_start().strip_prefix("CRIU's log is kept at "))
         .and_then(|l| l.split(" (").next())
         .unwrap_or_else(|| panic!("no kept log named: {err}"));
     assert!(read(kept).contains("Error"), "{kept}");
@@ -492,7 +481,6 @@ fn an_established_tcp_connection_inside_the_container_survives() {
     }
 }
 
-#[test]
 fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
     let Some(c) = Ctr::new("cr-netns") else {
         return;
@@ -531,7 +519,6 @@ fn a_network_namespace_joined_by_path_is_rejoined_on_restore() {
     assert_eq!(got.to_string_lossy(), format!("net:[{want}]"));
 }
 
-#[test]
 fn a_terminal_container_is_restored_through_a_console_socket() {
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
@@ -605,7 +592,6 @@ fn a_terminal_container_is_restored_through_a_console_socket() {
     assert!(seen.contains("again-43"), "{seen:?}");
 }
 
-#[test]
 fn stdio_pipes_are_reconnected_to_the_restores_pipes() {
     use std::io::{BufRead, BufReader};
     let Some(c) = Ctr::new("cr-pipe") else { return };
@@ -674,7 +660,6 @@ fn stdio_pipes_are_reconnected_to_the_restores_pipes() {
     r.ok(&["delete", "--force", &r.id]);
 }
 
-#[test]
 fn restore_runs_the_restore_bundles_hooks_with_the_new_state() {
     let Some((c, _)) = counter("cr-hooks") else {
         return;
@@ -701,3 +686,19 @@ fn restore_runs_the_restore_bundles_hooks_with_the_new_state() {
         assert_eq!(st["pid"].as_i64().unwrap() as i32, pid, "{name}: {st}");
     }
 }
+
+lcr_test_harness::tests!(
+    a_restored_container_counts_on_under_a_new_id_and_cgroup,
+    leave_running_keeps_the_container_and_two_restores_run_side_by_side,
+    a_bind_mount_is_remapped_to_the_restore_bundles_source,
+    a_bind_mount_inside_another_bind_mount_is_restored,
+    the_containers_criu_config_annotation_is_honoured,
+    a_failed_dump_leaves_the_container_running,
+    a_restore_from_a_broken_image_leaves_nothing_and_the_images_intact,
+    features_the_kernel_lacks_are_refused_before_touching_the_container,
+    an_established_tcp_connection_inside_the_container_survives,
+    a_network_namespace_joined_by_path_is_rejoined_on_restore,
+    a_terminal_container_is_restored_through_a_console_socket,
+    stdio_pipes_are_reconnected_to_the_restores_pipes,
+    restore_runs_the_restore_bundles_hooks_with_the_new_state,
+);

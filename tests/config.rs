@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-#[test]
 fn user_group_and_additional_groups() {
     let Some(c) = Ctr::new("user") else { return };
     c.edit(|v| v["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7]}));
@@ -23,7 +22,6 @@ fn user_group_and_additional_groups() {
     );
 }
 
-#[test]
 fn capabilities_are_really_dropped() {
     let Some(c) = Ctr::new("caps") else { return };
     // CAP_KILL is bit 5, CAP_NET_BIND_SERVICE bit 10.
@@ -48,7 +46,6 @@ fn capabilities_are_really_dropped() {
     assert!(out.contains("rc=1"), "{out}");
 }
 
-#[test]
 fn an_rlimit_is_applied() {
     let Some(c) = Ctr::new("rlimit") else { return };
     c.edit(|v| {
@@ -61,7 +58,6 @@ fn an_rlimit_is_applied() {
     assert_eq!(&f[3..5], ["123", "456"], "{out}");
 }
 
-#[test]
 fn a_readonly_rootfs_refuses_writes() {
     let Some(c) = Ctr::new("rofs") else { return };
     c.edit(|v| v["root"]["readonly"] = json!(true));
@@ -73,7 +69,6 @@ fn a_readonly_rootfs_refuses_writes() {
     assert!(!c.bundle.join("rootfs/newfile").exists());
 }
 
-#[test]
 fn masked_paths_are_unreadable_and_readonly_paths_unwritable() {
     let Some(c) = Ctr::new("mask") else { return };
     std::fs::write(c.bundle.join("rootfs/secret"), "top secret\n").unwrap();
@@ -95,7 +90,6 @@ fn masked_paths_are_unreadable_and_readonly_paths_unwritable() {
     assert_eq!(l.last().unwrap().trim(), "0", "{out}");
 }
 
-#[test]
 fn seccomp_makes_a_syscall_fail_with_the_configured_errno() {
     let Some(c) = Ctr::new("seccomp") else { return };
     c.edit(|v| {
@@ -124,21 +118,25 @@ fn seccomp_makes_a_syscall_fail_with_the_configured_errno() {
     assert!(out.contains("nice3=0"), "{out}");
 }
 
-#[test]
 fn the_memory_limit_is_set_and_pids_max_stops_a_fork_loop() {
     let Some(c) = Ctr::new("limits") else { return };
     c.edit(|v| {
         v["linux"]["resources"]["memory"] = json!({"limit": 64u64 << 20});
         v["linux"]["resources"]["pids"] = json!({"limit": 8});
     });
-    c.args("cat /sys/fs/cgroup/memory/memory.limit_in_bytes; n=0; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & [ $? = 0 ] && n=$((n+1)); done 2>/dev/null; echo forks=$(ls /proc | grep -c '^[0-9]'); kill $(jobs -p) 2>/dev/null; exit 0");
+    let limit_file = if cgroup_v2() {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    c.args(&format!("cat {limit_file}; n=0; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & [ $? = 0 ] && n=$((n+1)); done 2>/dev/null; echo forks=$(ls /proc | grep -c '^[0-9]'); kill $(jobs -p) 2>/dev/null; exit 0"));
     c.run_detached();
     // The host sees the limits on the container's own cgroup.
     assert_eq!(
-        read(c.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+        c.cgroup_read("memory", "memory.limit_in_bytes"),
         (64u64 << 20).to_string()
     );
-    assert_eq!(read(c.cgroup_dir("pids").join("pids.max")).trim(), "8");
+    assert_eq!(c.cgroup_read("pids", "pids.max"), "8");
     c.ok(&["delete", "--force", &c.id]);
 
     // pids.max = 8: the shell and at most 7 children. busybox sh gives up at the first fork
@@ -159,7 +157,6 @@ fn the_memory_limit_is_set_and_pids_max_stops_a_fork_loop() {
     assert!(err.to_lowercase().contains("fork"), "{err}");
 }
 
-#[test]
 fn the_device_cgroup_denies_devices_outside_the_rules() {
     let Some(c) = Ctr::new("devices") else { return };
     // `lcr spec` denies all devices; the default ones stay usable.
@@ -176,7 +173,6 @@ fn the_device_cgroup_denies_devices_outside_the_rules() {
     );
 }
 
-#[test]
 fn a_user_namespace_maps_root_to_an_unprivileged_host_uid() {
     let Some(c) = Ctr::new("userns") else { return };
     // The rootfs must be owned by the mapped root for the container to use it.
@@ -227,7 +223,6 @@ fn a_user_namespace_maps_root_to_an_unprivileged_host_uid() {
     assert_eq!(std::fs::metadata(host.join("made")).unwrap().uid(), 100000);
 }
 
-#[test]
 fn a_network_namespace_is_joined_by_path() {
     let Some(c) = Ctr::new("netns") else { return };
     let ns = NetNs::new("lcr-test");
@@ -251,7 +246,6 @@ fn a_network_namespace_is_joined_by_path() {
     assert_eq!(out.lines().nth(1).unwrap().trim(), "1", "{out}");
 }
 
-#[test]
 fn no_pivot_sysctl_and_oom_score_adj() {
     let Some(c) = Ctr::new("nopivot") else { return };
     c.edit(|v| {
@@ -279,7 +273,6 @@ fn no_pivot_sysctl_and_oom_score_adj() {
     assert!(!c.state_dir().exists());
 }
 
-#[test]
 fn container_processes_get_default_signal_dispositions() {
     let Some(c) = Ctr::new("sigdfl") else { return };
     // SigIgn lists the ignored signals; SIGPIPE (13) must not be among them.
@@ -303,3 +296,18 @@ fn container_processes_get_default_signal_dispositions() {
     );
     assert!(out.contains("piped=0"), "{out}");
 }
+
+lcr_test_harness::tests!(
+    user_group_and_additional_groups,
+    capabilities_are_really_dropped,
+    an_rlimit_is_applied,
+    a_readonly_rootfs_refuses_writes,
+    masked_paths_are_unreadable_and_readonly_paths_unwritable,
+    seccomp_makes_a_syscall_fail_with_the_configured_errno,
+    the_memory_limit_is_set_and_pids_max_stops_a_fork_loop,
+    the_device_cgroup_denies_devices_outside_the_rules,
+    a_user_namespace_maps_root_to_an_unprivileged_host_uid,
+    a_network_namespace_is_joined_by_path,
+    no_pivot_sysctl_and_oom_score_adj,
+    container_processes_get_default_signal_dispositions,
+);

@@ -15,7 +15,6 @@ fn count(host: &std::path::Path) -> u64 {
     read(host.join("n")).trim().parse().unwrap_or(0)
 }
 
-#[test]
 fn containerd_runs_checkpoints_and_restores_through_lcr() {
     let Some(ctd) = Containerd::start() else {
         return;
@@ -100,7 +99,6 @@ fn containerd_runs_checkpoints_and_restores_through_lcr() {
     assert_eq!(count(&host), stopped, "--exit ends the task");
 }
 
-#[test]
 fn an_lcr_error_reaches_ctr_with_its_text() {
     let Some(ctd) = Containerd::start() else {
         return;
@@ -129,3 +127,8 @@ fn an_lcr_error_reaches_ctr_with_its_text() {
         "{err}"
     );
 }
+
+lcr_test_harness::tests!(
+    containerd_runs_checkpoints_and_restores_through_lcr,
+    an_lcr_error_reaches_ctr_with_its_text,
+);

@@ -60,7 +60,6 @@ fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
     r
 }
 
-#[test]
 fn a_failed_restore_never_removes_the_restore_bundles_rootfs() {
     let Some((c, img)) = counter_and_images("flt-rootfs") else {
         return;
@@ -95,7 +94,6 @@ fn a_failed_restore_never_removes_the_restore_bundles_rootfs() {
     assert_eq!(c.state()["status"], "running");
 }
 
-#[test]
 fn a_restore_into_a_populated_cgroup_is_refused_and_the_original_lives() {
     let Some((c, img)) = counter_and_images("flt-cgshare") else {
         return;
@@ -142,7 +140,12 @@ impl Service {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        for ctrl in ["freezer", "memory"] {
+        let controllers: &[&str] = if cgroup_v2() {
+            &[""]
+        } else {
+            &["freezer", "memory"]
+        };
+        for ctrl in controllers {
             let d = Path::new("/sys/fs/cgroup")
                 .join(ctrl)
                 .join(cgroup.trim_start_matches('/'));
@@ -164,7 +167,6 @@ impl Drop for Service {
     }
 }
 
-#[test]
 fn a_cgroups_path_naming_another_services_cgroup_is_refused() {
     let Some(c) = Ctr::new("flt-svc") else {
         return;
@@ -184,7 +186,6 @@ fn a_cgroups_path_naming_another_services_cgroup_is_refused() {
     assert!(!c.state_dir().exists());
 }
 
-#[test]
 fn cgroups_paths_with_dot_components_are_refused() {
     let Some(c) = Ctr::new("flt-cgdot") else {
         return;
@@ -203,7 +204,6 @@ fn cgroups_paths_with_dot_components_are_refused() {
     }
 }
 
-#[test]
 fn a_stale_foreground_run_never_deletes_a_newer_container_of_the_same_id() {
     let Some(c) = counter_bundle("flt-stale") else {
         return;
@@ -245,7 +245,6 @@ fn a_stale_foreground_run_never_deletes_a_newer_container_of_the_same_id() {
     wait_until("the restored container counting", || count(&c) > n + 2);
 }
 
-#[test]
 fn reads_never_wait_for_a_busy_container_and_writers_give_up_naming_it() {
     let Some(c) = Ctr::new("flt-busy") else {
         return;
@@ -283,7 +282,7 @@ fn reads_never_wait_for_a_busy_container_and_writers_give_up_naming_it() {
 
 /// The processes in `c`'s cgroup (freezer hierarchy), with CRIU's own left to finish first.
 fn settled_pids(c: &Ctr) -> Vec<i32> {
-    let procs = c.cgroup_dir("freezer").join("cgroup.procs");
+    let procs = c.cgroup_file("freezer", "cgroup.procs");
     let pids = || -> Vec<i32> {
         read(&procs)
             .split_whitespace()
@@ -297,7 +296,6 @@ fn settled_pids(c: &Ctr) -> Vec<i32> {
     pids().into_iter().filter(|p| pid_alive(*p)).collect()
 }
 
-#[test]
 fn a_restore_killed_at_any_moment_leaves_no_container_unknown_and_the_id_reusable() {
     let Some((c, img)) = counter_and_images("flt-killrst") else {
         return;
@@ -357,7 +355,6 @@ fn a_restore_killed_at_any_moment_leaves_no_container_unknown_and_the_id_reusabl
     eprintln!("kill sweep: {outcomes:?}");
 }
 
-#[test]
 fn an_imported_checkpoint_never_gets_more_than_the_restore_bundle_allows() {
     // The archive's author: only a mount namespace (the host's pid and network), and more
     // capabilities than a default config grants.
@@ -487,7 +484,6 @@ fn kill_after(c: &Ctr, cmd: &mut Command, delay_ms: u64) -> String {
         .unwrap_or_else(|_| "gone".into())
 }
 
-#[test]
 fn a_checkpoint_killed_at_any_moment_leaves_one_live_copy_and_never_a_frozen_one() {
     let Some((c, _log)) = counter("flt-killck") else {
         return;
@@ -533,7 +529,6 @@ fn a_checkpoint_killed_at_any_moment_leaves_one_live_copy_and_never_a_frozen_one
     eprintln!("checkpoint kill sweep: {outcomes:?}");
 }
 
-#[test]
 fn an_export_killed_at_any_moment_never_leaves_the_container_frozen_nor_its_images_for_good() {
     let Some((c, _log)) = counter("flt-killex") else {
         return;
@@ -612,7 +607,6 @@ fn exit_within(child: &mut std::process::Child, secs: u64) -> Option<std::proces
     None
 }
 
-#[test]
 fn a_uid_map_the_kernel_refuses_fails_create_at_once_and_leaves_nothing() {
     let Some(c) = Ctr::new("flt-uidmap") else {
         return;
@@ -712,7 +706,6 @@ fn make_ppid_loop(img: &Path) {
     std::fs::write(img.join("pstree.img"), out).unwrap();
 }
 
-#[test]
 fn images_crafted_to_hang_criu_end_in_an_error_within_the_timeout() {
     let Some(c) = counter_bundle("flt-hang") else {
         return;
@@ -748,7 +741,6 @@ fn images_crafted_to_hang_criu_end_in_an_error_within_the_timeout() {
     assert!(!cgroup_exists(&r.cgroup), "cgroup left");
 }
 
-#[test]
 fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
     let Some((c, img)) = counter_and_images("flt-cutpages") else {
         return;
@@ -792,7 +784,6 @@ fn a_pages_image_cut_short_ends_in_an_error_not_a_full_disk() {
     eprintln!("cut pages: {err}");
 }
 
-#[test]
 fn stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd() {
     // Checkpointed with stdout and stderr to a log file, stdin /dev/null.
     let Some((c, img)) = counter_and_images("flt-stdio") else {
@@ -830,7 +821,6 @@ fn stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd() {
     assert_eq!(r.state()["status"], "running");
 }
 
-#[test]
 fn a_garbled_inventory_is_named_not_hidden_behind_criu_noise() {
     let Some((c, img)) = counter_and_images("flt-inv") else {
         return;
@@ -849,7 +839,6 @@ fn a_garbled_inventory_is_named_not_hidden_behind_criu_noise() {
     assert!(!r.state_dir().exists());
 }
 
-#[test]
 fn a_restore_or_import_interrupted_at_any_moment_is_undone_whole() {
     let Some((c, img)) = counter_and_images("flt-term") else {
         return;
@@ -946,7 +935,6 @@ impl Drop for SmallDisk {
     }
 }
 
-#[test]
 fn an_export_onto_a_full_disk_names_the_archive_and_keeps_the_container() {
     let Some((c, _log)) = counter_after("flt-full", "head -c 2000000 /dev/urandom > /dev/shm/x; ")
     else {
@@ -974,7 +962,6 @@ fn an_export_onto_a_full_disk_names_the_archive_and_keeps_the_container() {
     );
 }
 
-#[test]
 fn a_checkpoint_restores_only_under_the_seccomp_filter_its_bundle_compiles_to() {
     let profile = |deny: &str| {
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -1011,3 +998,24 @@ fn a_checkpoint_restores_only_under_the_seccomp_filter_its_bundle_compiles_to() 
     restore_into(&c, &r, &img, &r.tmp.path().join("r.log"));
     assert_eq!(r.state()["status"], "running");
 }
+
+lcr_test_harness::tests!(
+    a_failed_restore_never_removes_the_restore_bundles_rootfs,
+    a_restore_into_a_populated_cgroup_is_refused_and_the_original_lives,
+    a_cgroups_path_naming_another_services_cgroup_is_refused,
+    cgroups_paths_with_dot_components_are_refused,
+    a_stale_foreground_run_never_deletes_a_newer_container_of_the_same_id,
+    reads_never_wait_for_a_busy_container_and_writers_give_up_naming_it,
+    a_restore_killed_at_any_moment_leaves_no_container_unknown_and_the_id_reusable,
+    an_imported_checkpoint_never_gets_more_than_the_restore_bundle_allows,
+    a_checkpoint_killed_at_any_moment_leaves_one_live_copy_and_never_a_frozen_one,
+    an_export_killed_at_any_moment_never_leaves_the_container_frozen_nor_its_images_for_good,
+    a_uid_map_the_kernel_refuses_fails_create_at_once_and_leaves_nothing,
+    images_crafted_to_hang_criu_end_in_an_error_within_the_timeout,
+    a_pages_image_cut_short_ends_in_an_error_not_a_full_disk,
+    stdio_of_another_kind_at_restore_is_refused_before_criu_naming_the_fd,
+    a_garbled_inventory_is_named_not_hidden_behind_criu_noise,
+    a_restore_or_import_interrupted_at_any_moment_is_undone_whole,
+    an_export_onto_a_full_disk_names_the_archive_and_keeps_the_container,
+    a_checkpoint_restores_only_under_the_seccomp_filter_its_bundle_compiles_to,
+);

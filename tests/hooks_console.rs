@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
-#[test]
 fn each_hook_runs_and_receives_the_state() {
     let Some(c) = Ctr::new("hooks") else { return };
     let host = c.host_dir();
@@ -51,7 +50,6 @@ fn each_hook_runs_and_receives_the_state() {
     }
 }
 
-#[test]
 fn a_failing_hook_fails_create_and_leaves_nothing() {
     let Some(c) = Ctr::new("badhook") else { return };
     c.edit(|v| v["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]}));
@@ -64,7 +62,6 @@ fn a_failing_hook_fails_create_and_leaves_nothing() {
     assert!(!cgroup_exists(&c.cgroup));
 }
 
-#[test]
 fn the_console_socket_receives_a_working_pty() {
     let Some(c) = Ctr::new("console") else { return };
     c.edit(|v| v["process"]["terminal"] = json!(true));
@@ -97,3 +94,9 @@ fn the_console_socket_receives_a_working_pty() {
     assert!(seen.contains("sum=42"), "{seen:?}");
     assert!(seen.contains("tty=/dev/pts/"), "{seen:?}");
 }
+
+lcr_test_harness::tests!(
+    each_hook_runs_and_receives_the_state,
+    a_failing_hook_fails_create_and_leaves_nothing,
+    the_console_socket_receives_a_working_pty,
+);

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
-#[test]
 fn run_propagates_the_exit_code_as_pid_1_with_the_hostname() {
     let Some(c) = Ctr::new("exit") else { return };
     c.edit(|v| v["hostname"] = json!("box-7"));
@@ -23,7 +22,6 @@ fn run_propagates_the_exit_code_as_pid_1_with_the_hostname() {
     assert!(!cgroup_exists(&c.cgroup));
 }
 
-#[test]
 fn kill_of_a_foreground_run_is_reported_as_128_plus_signal() {
     let Some(c) = Ctr::new("sigexit") else { return };
     c.args("exec sleep 60");
@@ -46,7 +44,6 @@ fn kill_of_a_foreground_run_is_reported_as_128_plus_signal() {
     assert!(!cgroup_exists(&c.cgroup));
 }
 
-#[test]
 fn create_then_start_then_the_states_follow() {
     let Some(c) = Ctr::new("states") else { return };
     let out = c.host_dir();
@@ -94,7 +91,6 @@ fn create_then_start_then_the_states_follow() {
     );
 }
 
-#[test]
 fn pause_freezes_and_resume_continues() {
     let Some(c) = Ctr::new("pause") else { return };
     let out = c.host_dir();
@@ -104,10 +100,7 @@ fn pause_freezes_and_resume_continues() {
     wait_until("counter", || n() > 3);
     c.ok(&["pause", &c.id]);
     assert_eq!(c.state()["status"], "paused");
-    assert_eq!(
-        read(c.cgroup_dir("freezer").join("freezer.state")).trim(),
-        "FROZEN"
-    );
+    assert_eq!(c.cgroup_read("freezer", "freezer.state"), "FROZEN");
     let frozen_at = n();
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(n(), frozen_at, "the counter moved while paused");
@@ -121,7 +114,6 @@ fn pause_freezes_and_resume_continues() {
     assert!(!cgroup_exists(&c.cgroup));
 }
 
-#[test]
 fn exec_joins_the_containers_namespaces_and_returns_its_code() {
     let Some(c) = Ctr::new("exec") else { return };
     // With a cgroup namespace (which `lcr spec` adds only on cgroup v2 hosts).
@@ -180,7 +172,6 @@ fn exec_joins_the_containers_namespaces_and_returns_its_code() {
     assert!(!cgroup_exists(&c.cgroup));
 }
 
-#[test]
 fn events_stats_report_the_cgroup() {
     let Some(c) = Ctr::new("events") else { return };
     c.edit(|v| v["linux"]["resources"]["pids"] = json!({"limit": 50}));
@@ -196,7 +187,6 @@ fn events_stats_report_the_cgroup() {
 
 /// `lcr events` streams until the container stops: `memory-pressure` and `oom` events when
 /// its cgroup hits the memory limit, statistics every interval, and then it ends by itself.
-#[test]
 fn events_stream_oom_notifications_until_the_container_stops() {
     let Some(c) = Ctr::new("oom") else { return };
     c.edit(|v| v["linux"]["resources"]["memory"] = json!({"limit": 16u64 << 20}));
@@ -258,7 +248,6 @@ fn events_stream_oom_notifications_until_the_container_stops() {
     );
 }
 
-#[test]
 fn update_changes_limits_in_the_cgroup() {
     let Some(c) = Ctr::new("update") else { return };
     c.args("exec sleep 60");
@@ -274,18 +263,31 @@ fn update_changes_limits_in_the_cgroup() {
         &c.id,
     ]);
     assert_eq!(
-        read(c.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+        c.cgroup_read("memory", "memory.limit_in_bytes"),
         (96u64 << 20).to_string()
     );
-    assert_eq!(read(c.cgroup_dir("pids").join("pids.max")).trim(), "20");
-    assert_eq!(read(c.cgroup_dir("cpu").join("cpu.shares")).trim(), "512");
+    assert_eq!(c.cgroup_read("pids", "pids.max"), "20");
+    // 512 shares are cpu.weight 20 on v2 (runc's conversion).
+    let shares = if cgroup_v2() { "20" } else { "512" };
+    assert_eq!(c.cgroup_read("cpu", "cpu.shares"), shares);
     let res = c.tmp.path().join("res.json");
     std::fs::write(&res, r#"{"pids": {"limit": 30}}"#).unwrap();
     c.ok(&["update", "-r", res.to_str().unwrap(), &c.id]);
-    assert_eq!(read(c.cgroup_dir("pids").join("pids.max")).trim(), "30");
+    assert_eq!(c.cgroup_read("pids", "pids.max"), "30");
     // The memory limit set before is kept in the recorded config.
     let cfg: serde_json::Value =
         serde_json::from_str(&read(c.state_dir().join("config.json"))).unwrap();
     assert_eq!(cfg["linux"]["resources"]["memory"]["limit"], 96u64 << 20);
     assert_eq!(cfg["linux"]["resources"]["pids"]["limit"], 30);
 }
+
+lcr_test_harness::tests!(
+    run_propagates_the_exit_code_as_pid_1_with_the_hostname,
+    kill_of_a_foreground_run_is_reported_as_128_plus_signal,
+    create_then_start_then_the_states_follow,
+    pause_freezes_and_resume_continues,
+    exec_joins_the_containers_namespaces_and_returns_its_code,
+    events_stats_report_the_cgroup,
+    events_stream_oom_notifications_until_the_container_stops,
+    update_changes_limits_in_the_cgroup,
+);

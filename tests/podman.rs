@@ -7,7 +7,6 @@ mod common;
 use common::podman::Podman;
 use common::*;
 
-#[test]
 fn podman_runs_a_command_with_lcr_as_its_runtime() {
     let Some(p) = Podman::new() else { return };
     let name = format!("lcr-podman-{}", std::process::id());
@@ -53,7 +52,6 @@ fn counts_on(p: &Podman, name: &str, from: u64) {
     });
 }
 
-#[test]
 fn podman_checkpoints_and_restores_through_lcr() {
     let Some(p) = Podman::new() else { return };
     if !counter::criu_ready() {
@@ -135,3 +133,8 @@ fn podman_checkpoints_and_restores_through_lcr() {
     );
     counts_on(&p, &name2, resumed);
 }
+
+lcr_test_harness::tests!(
+    podman_runs_a_command_with_lcr_as_its_runtime,
+    podman_checkpoints_and_restores_through_lcr,
+);

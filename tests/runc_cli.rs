@@ -17,7 +17,6 @@ fn lcr_in(root: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
 fn delete_force_of_a_container_that_is_gone_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     let out = lcr_in(tmp.path(), &["delete", "--force", "never-was"]);
@@ -31,7 +30,6 @@ fn delete_force_of_a_container_that_is_gone_succeeds() {
     );
 }
 
-#[test]
 fn one_dash_long_flags_and_repeated_flags_are_taken() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_str().unwrap();
@@ -69,7 +67,6 @@ fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
 fn errors_reach_a_json_log_as_runc_writes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("log.json");
@@ -110,10 +107,16 @@ fn errors_reach_a_json_log_as_runc_writes_it() {
     );
 }
 
-#[test]
 fn nothing_criu_prints_reaches_lcrs_caller() {
     let out = Command::new(lcr_bin()).args(["check"]).output().unwrap();
     assert_success(&out);
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(!all.contains("Error (criu"), "{all}");
 }
+
+lcr_test_harness::tests!(
+    delete_force_of_a_container_that_is_gone_succeeds,
+    one_dash_long_flags_and_repeated_flags_are_taken,
+    errors_reach_a_json_log_as_runc_writes_it,
+    nothing_criu_prints_reaches_lcrs_caller,
+);

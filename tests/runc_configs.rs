@@ -21,7 +21,6 @@ fn status_field(out: &str, field: &str) -> String {
         .to_string()
 }
 
-#[test]
 fn ambient_capabilities_that_cannot_be_raised_are_warned_about_not_fatal() {
     let Some(c) = Ctr::new("ambient") else { return };
     // As `runc spec` writes it: ambient listed, inheritable not.
@@ -50,7 +49,6 @@ fn ambient_capabilities_that_cannot_be_raised_are_warned_about_not_fatal() {
     assert_eq!(status_field(&out, "CapAmb"), "0000000000000020", "{out}");
 }
 
-#[test]
 fn seccomp_leaves_no_new_privs_to_the_config() {
     let Some(c) = Ctr::new("nnp") else { return };
     let profile = json!({
@@ -78,7 +76,6 @@ fn seccomp_leaves_no_new_privs_to_the_config() {
     assert!(out.contains("mkdir=1"), "{out}");
 }
 
-#[test]
 fn what_can_fail_fails_create_and_start_returns_with_the_program_running() {
     let Some(c) = Ctr::new("early") else { return };
     c.edit(|v| v["process"]["cwd"] = json!("/no/such/dir"));
@@ -98,7 +95,6 @@ fn what_can_fail_fails_create_and_start_returns_with_the_program_running() {
     assert!(exe.ends_with("busybox"), "{}", exe.display());
 }
 
-#[test]
 fn a_shared_root_propagation_runs() {
     let Some(c) = Ctr::new("rshared") else { return };
     c.edit(|v| v["linux"]["rootfsPropagation"] = json!("rshared"));
@@ -108,7 +104,6 @@ fn a_shared_root_propagation_runs() {
     assert_eq!(out.trim(), "1", "{out}");
 }
 
-#[test]
 fn without_a_mount_namespace_the_process_is_chrooted_or_refused() {
     let Some(c) = Ctr::new("nomntns") else { return };
     std::fs::write(c.bundle.join("rootfs/in-the-rootfs"), "yes").unwrap();
@@ -140,7 +135,6 @@ fn without_a_mount_namespace_the_process_is_chrooted_or_refused() {
     assert!(!out.contains("work"), "not the host's /: {out}");
 }
 
-#[test]
 fn symlinks_in_the_rootfs_never_lead_mounts_onto_the_host() {
     let Some(c) = Ctr::new("symlinks") else {
         return;
@@ -196,7 +190,6 @@ fn symlinks_in_the_rootfs_never_lead_mounts_onto_the_host() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }
 
-#[test]
 fn devices_go_into_the_rootfs_even_through_a_symlinked_dev() {
     let Some(c) = Ctr::new("devlink") else { return };
     let outside = c.tmp.path().join("outside-dev");
@@ -223,7 +216,6 @@ fn devices_go_into_the_rootfs_even_through_a_symlinked_dev() {
     );
 }
 
-#[test]
 fn hooks_that_do_not_read_a_large_state_do_not_kill_lcr() {
     let Some(c) = Ctr::new("bigstate") else {
         return;
@@ -250,7 +242,6 @@ fn hooks_that_do_not_read_a_large_state_do_not_kill_lcr() {
     }
 }
 
-#[test]
 fn spec_adds_a_cgroup_namespace_only_where_runc_does() {
     let Some(c) = Ctr::new("spec") else { return };
     let Ok(out) = Command::new("runc")
@@ -259,7 +250,7 @@ fn spec_adds_a_cgroup_namespace_only_where_runc_does() {
         .output()
     else {
         assert!(std::env::var_os("CI").is_none(), "CI must have runc");
-        eprintln!("SKIP: no runc to compare with");
+        lcr_test_harness::skip("no runc to compare with");
         return;
     };
     assert_success(&out);
@@ -279,3 +270,15 @@ fn spec_adds_a_cgroup_namespace_only_where_runc_does() {
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     assert_eq!(types(&runc).contains(&"cgroup".to_string()), v2);
 }
+
+lcr_test_harness::tests!(
+    ambient_capabilities_that_cannot_be_raised_are_warned_about_not_fatal,
+    seccomp_leaves_no_new_privs_to_the_config,
+    what_can_fail_fails_create_and_start_returns_with_the_program_running,
+    a_shared_root_propagation_runs,
+    without_a_mount_namespace_the_process_is_chrooted_or_refused,
+    symlinks_in_the_rootfs_never_lead_mounts_onto_the_host,
+    devices_go_into_the_rootfs_even_through_a_symlinked_dev,
+    hooks_that_do_not_read_a_large_state_do_not_kill_lcr,
+    spec_adds_a_cgroup_namespace_only_where_runc_does,
+);

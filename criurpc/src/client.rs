@@ -132,9 +132,9 @@ impl Criu {
         let out = Command::new(&bin)
             .args(["check", "--feature", name])
             .output()
-            .map_err(|source| Error::Spawn {
+            .map_err(|cause| Error::Spawn {
                 binary: bin.clone(),
-                source,
+                cause,
             })?;
         let text = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);

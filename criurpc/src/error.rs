@@ -13,21 +13,22 @@ pub enum Error {
     #[error("criu {found} is too old: {needed} or newer is required")]
     TooOld { found: String, needed: String },
 
-    #[error("cannot start {binary:?} swrk: {source}")]
+    // The errors below print their cause in their own message, so they return none as
+    // `source`: a chain printed cause by cause says everything once.
+    #[error("cannot start {binary:?} swrk: {cause}")]
     Spawn {
         binary: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("criu RPC protocol error: {0}")]
     Protocol(String),
 
     #[error("criu RPC socket: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
 
     #[error("criu RPC message encoding: {0}")]
-    Encode(#[from] protobuf::Error),
+    Encode(protobuf::Error),
 
     /// CRIU answered the request with `success = false`.
     #[error("{}", criu_failure_text(.request, .errno, .errmsg, .log_file, .log_excerpt))]
@@ -56,6 +57,18 @@ pub enum Error {
         option: &'static str,
         reason: String,
     },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<protobuf::Error> for Error {
+    fn from(e: protobuf::Error) -> Self {
+        Error::Encode(e)
+    }
 }
 
 fn criu_failure_text(

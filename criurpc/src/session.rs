@@ -122,13 +122,13 @@ impl Session {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr.try_clone().map_err(Error::Io)?);
-        let child = spawn_with_fds(&mut cmd, &passed, SWRK_FD).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
+        let child = spawn_with_fds(&mut cmd, &passed, SWRK_FD).map_err(|cause| {
+            if cause.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(binary.to_path_buf())
             } else {
                 Error::Spawn {
                     binary: binary.to_path_buf(),
-                    source,
+                    cause,
                 }
             }
         })?;

@@ -31,7 +31,7 @@ fn criu() -> Option<Criu> {
         std::env::var_os("CI").is_none(),
         "CI must have CRIU and root: {why}"
     );
-    eprintln!("SKIP: {why}; run scripts/install-criu.sh as root");
+    lcr_test_harness::skip(format!("{why}; run scripts/install-criu.sh as root"));
     None
 }
 
@@ -203,7 +203,6 @@ fn accept(_: &mut Notify) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
 fn dump_and_restore_continue_the_count() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -238,7 +237,6 @@ fn dump_and_restore_continue_the_count() {
     clean.check();
 }
 
-#[test]
 fn leave_running_dump_keeps_counting_and_its_images_restore() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -259,7 +257,6 @@ fn leave_running_dump_keeps_counting_and_its_images_restore() {
     clean.check();
 }
 
-#[test]
 fn notifications_arrive_in_order_with_their_pids() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -312,7 +309,6 @@ fn notifications_arrive_in_order_with_their_pids() {
     clean.check();
 }
 
-#[test]
 fn a_refusing_handler_fails_the_dump_and_the_tree_keeps_running() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -348,7 +344,6 @@ fn a_refusing_handler_fails_the_dump_and_the_tree_keeps_running() {
     clean.check();
 }
 
-#[test]
 fn feature_check_matches_the_kernel() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -392,7 +387,6 @@ fn kernel_marks_soft_dirty() -> bool {
     u64::from_le_bytes(e) & (1 << 55) != 0
 }
 
-#[test]
 fn version_over_rpc_matches_the_binary() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -410,7 +404,6 @@ fn version_over_rpc_matches_the_binary() {
     clean.check();
 }
 
-#[test]
 fn errors_carry_criu_own_reason() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -452,7 +445,6 @@ fn errors_carry_criu_own_reason() {
     clean.check();
 }
 
-#[test]
 fn page_server_child_serves_and_is_waited_for() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
@@ -492,7 +484,6 @@ fn page_server_child_serves_and_is_waited_for() {
     clean.check();
 }
 
-#[test]
 fn child_of_ours_is_never_a_criu_after_spawn_failure() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = fd_count();
@@ -502,3 +493,15 @@ fn child_of_ours_is_never_a_criu_after_spawn_failure() {
     // Re-exec guard: `process_group` keeps the test harness out of the workload's session.
     let _ = Command::new("true").process_group(0).status();
 }
+
+lcr_test_harness::tests!(
+    dump_and_restore_continue_the_count,
+    leave_running_dump_keeps_counting_and_its_images_restore,
+    notifications_arrive_in_order_with_their_pids,
+    a_refusing_handler_fails_the_dump_and_the_tree_keeps_running,
+    feature_check_matches_the_kernel,
+    version_over_rpc_matches_the_binary,
+    errors_carry_criu_own_reason,
+    page_server_child_serves_and_is_waited_for,
+    child_of_ours_is_never_a_criu_after_spawn_failure,
+);

@@ -5,7 +5,7 @@
 //! Zero means "not set" where runc reads it so (cpu shares, quota, period; pids limit; block
 //! I/O weights): such a field is left out of what is written.
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use crate::{Error, Result};
 
@@ -25,34 +25,7 @@ fn bad(field: &str, value: impl ToString, reason: &str) -> Error {
 pub fn checked(r: &LinuxResources) -> Result<LinuxResources> {
     let mut out = r.clone();
     if let Some(m) = r.memory() {
-        for (field, v) in [
-            ("memory.limit", m.limit()),
-            ("memory.reservation", m.reservation()),
-            ("memory.swap", m.swap()),
-        ] {
-            match v {
-                Some(v) if v < -1 => {
-                    return Err(bad(field, v, "must be -1 (unlimited) or a size in bytes"))
-                }
-                _ => {}
-            }
-        }
-        if let Some(l) = m.limit().filter(|l| (0..MIN_MEMORY).contains(l) && *l != 0) {
-            return Err(bad(
-                "memory.limit",
-                l,
-                "below 1 MiB: no process can start in so little memory",
-            ));
-        }
-        if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
-            if l > 0 && s > 0 && s < l {
-                return Err(bad(
-                    "memory.swap",
-                    s,
-                    "is memory plus swap, so it cannot be below memory.limit",
-                ));
-            }
-        }
+        check_memory(m)?;
     }
     if let Some(p) = r.pids() {
         if p.limit() < -1 {
@@ -64,71 +37,111 @@ pub fn checked(r: &LinuxResources) -> Result<LinuxResources> {
         }
     }
     if let Some(c) = r.cpu() {
-        let mut cpu = c.clone();
-        match c.shares() {
-            Some(0) => {
-                cpu.set_shares(None);
-            }
-            Some(s) if !(2..=262_144).contains(&s) => {
-                return Err(bad(
-                    "cpu.shares",
-                    s,
-                    "must be between 2 and 262144 (0: not set)",
-                ))
-            }
-            _ => {}
-        }
-        match c.quota() {
-            Some(0) => {
-                cpu.set_quota(None);
-            }
-            Some(q) if q < -1 || (0..1000).contains(&q) => {
-                return Err(bad(
-                    "cpu.quota",
-                    q,
-                    "must be -1 (unlimited) or at least 1000 microseconds (0: not set)",
-                ))
-            }
-            _ => {}
-        }
-        match c.period() {
-            Some(0) => {
-                cpu.set_period(None);
-            }
-            Some(p) if !(1000..=1_000_000).contains(&p) => {
-                return Err(bad(
-                    "cpu.period",
-                    p,
-                    "must be between 1000 and 1000000 microseconds (0: not set)",
-                ))
-            }
-            _ => {}
-        }
-        out.set_cpu(Some(cpu));
+        out.set_cpu(Some(checked_cpu(c)?));
     }
     if let Some(b) = r.block_io() {
-        let mut bio = b.clone();
-        for (field, v) in [
-            ("blockIO.weight", b.weight()),
-            ("blockIO.leafWeight", b.leaf_weight()),
-        ] {
-            match v {
-                Some(0) | None => {}
-                Some(w) if !(10..=1000).contains(&w) => {
-                    return Err(bad(field, w, "must be between 10 and 1000 (0: not set)"))
-                }
-                _ => {}
-            }
-        }
-        if b.weight() == Some(0) {
-            bio.set_weight(None);
-        }
-        if b.leaf_weight() == Some(0) {
-            bio.set_leaf_weight(None);
-        }
-        out.set_block_io(Some(bio));
+        out.set_block_io(Some(checked_block_io(b)?));
     }
     Ok(out)
+}
+
+fn check_memory(m: &LinuxMemory) -> Result<()> {
+    for (field, v) in [
+        ("memory.limit", m.limit()),
+        ("memory.reservation", m.reservation()),
+        ("memory.swap", m.swap()),
+    ] {
+        match v {
+            Some(v) if v < -1 => {
+                return Err(bad(field, v, "must be -1 (unlimited) or a size in bytes"))
+            }
+            _ => {}
+        }
+    }
+    if let Some(l) = m.limit().filter(|l| (0..MIN_MEMORY).contains(l) && *l != 0) {
+        return Err(bad(
+            "memory.limit",
+            l,
+            "below 1 MiB: no process can start in so little memory",
+        ));
+    }
+    if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
+        if l > 0 && s > 0 && s < l {
+            return Err(bad(
+                "memory.swap",
+                s,
+                "is memory plus swap, so it cannot be below memory.limit",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn checked_cpu(c: &LinuxCpu) -> Result<LinuxCpu> {
+    let mut cpu = c.clone();
+    match c.shares() {
+        Some(0) => {
+            cpu.set_shares(None);
+        }
+        Some(s) if !(2..=262_144).contains(&s) => {
+            return Err(bad(
+                "cpu.shares",
+                s,
+                "must be between 2 and 262144 (0: not set)",
+            ))
+        }
+        _ => {}
+    }
+    match c.quota() {
+        Some(0) => {
+            cpu.set_quota(None);
+        }
+        Some(q) if q < -1 || (0..1000).contains(&q) => {
+            return Err(bad(
+                "cpu.quota",
+                q,
+                "must be -1 (unlimited) or at least 1000 microseconds (0: not set)",
+            ))
+        }
+        _ => {}
+    }
+    match c.period() {
+        Some(0) => {
+            cpu.set_period(None);
+        }
+        Some(p) if !(1000..=1_000_000).contains(&p) => {
+            return Err(bad(
+                "cpu.period",
+                p,
+                "must be between 1000 and 1000000 microseconds (0: not set)",
+            ))
+        }
+        _ => {}
+    }
+    Ok(cpu)
+}
+
+fn checked_block_io(b: &LinuxBlockIo) -> Result<LinuxBlockIo> {
+    let mut bio = b.clone();
+    for (field, v) in [
+        ("blockIO.weight", b.weight()),
+        ("blockIO.leafWeight", b.leaf_weight()),
+    ] {
+        match v {
+            Some(0) | None => {}
+            Some(w) if !(10..=1000).contains(&w) => {
+                return Err(bad(field, w, "must be between 10 and 1000 (0: not set)"))
+            }
+            _ => {}
+        }
+    }
+    if b.weight() == Some(0) {
+        bio.set_weight(None);
+    }
+    if b.leaf_weight() == Some(0) {
+        bio.set_leaf_weight(None);
+    }
+    Ok(bio)
 }
 
 #[cfg(test)]

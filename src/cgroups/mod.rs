@@ -1,27 +1,33 @@
-//! The container's cgroup: one manager over `cgroups-rs` for v1 and v2.
+//! The container's cgroup, v1 or v2: made in every hierarchy (v1) or the unified tree (v2),
+//! its limits written by one controller module each (`controllers/`), frozen, read for
+//! statistics, removed.
 //!
 //! Paths are always relative to the hierarchy roots: an absolute `cgroupsPath` is used as is,
 //! anything else goes under [`ROOT`]. Never under the caller's own cgroup (see MACHINE.md:
 //! that cgroup belongs to the machine).
 
-mod devices;
+mod controllers;
+mod hierarchy;
 mod limits;
 mod notify;
 mod path;
 mod stats;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use cgroups_rs::fs::hierarchies;
-use cgroups_rs::manager::{FsManager, Manager};
-use cgroups_rs::FreezerState;
 use oci_spec::runtime::LinuxResources;
+
+use hierarchy::{Dir, MOUNT};
 
 pub use notify::{MemoryWatch, Notice};
 pub use path::{container_cgroup_path, ROOT};
 pub use stats::Stats;
 
 use crate::{Error, Result};
+
+/// How long a freeze or thaw may take to settle.
+const FREEZE_WAIT: Duration = Duration::from_secs(10);
 
 /// Which cgroup layout the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,11 +39,7 @@ pub enum Version {
 
 impl Version {
     pub fn detect() -> Self {
-        if hierarchies::is_cgroup2_unified_mode() {
-            Self::V2
-        } else {
-            Self::V1
-        }
+        hierarchy::detect()
     }
 }
 
@@ -45,7 +47,6 @@ impl Version {
 pub struct Cgroup {
     path: String,
     version: Version,
-    mgr: FsManager,
 }
 
 impl Cgroup {
@@ -68,32 +69,82 @@ impl Cgroup {
                 ),
             });
         }
-        let cg =
-            cgroups_rs::fs::Cgroup::new(hierarchies::auto(), rel).map_err(|e| Error::Cgroup {
-                path: path.to_string(),
-                reason: format!("create: {e}"),
-            })?;
         let me = Self::load(path)?;
-        if let Some(r) = resources {
-            if let Err(e) = me.set(r) {
-                let _ = cg.delete();
-                return Err(e);
-            }
+        let made = me.make_dirs().and_then(|()| match resources {
+            Some(r) => me.set(r),
+            None => Ok(()),
+        });
+        if let Err(e) = made {
+            let _ = me.destroy();
+            return Err(e);
         }
         Ok(me)
+    }
+
+    /// The cgroup's directory in every v1 hierarchy (a new cpuset given its parent's CPUs and
+    /// memory nodes), or in the v2 tree with lcr's controllers enabled above it.
+    fn make_dirs(&self) -> Result<()> {
+        let rel = self.path.trim_start_matches('/');
+        let mkdir = |d: &Path| {
+            std::fs::create_dir_all(d).map_err(|e| self.err(&format!("create {}", d.display()), e))
+        };
+        match self.version {
+            Version::V1 => {
+                for h in hierarchy::v1_hierarchies() {
+                    mkdir(&h.join(rel))?;
+                    if h.join("cpuset.cpus").exists() {
+                        controllers::cpuset_inherit(&h, rel)?;
+                    }
+                }
+            }
+            Version::V2 => {
+                self.enable_v2_controllers()?;
+                mkdir(&Path::new(MOUNT).join(rel))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Enables lcr's controllers (those the host has) in the subtree_control of every
+    /// ancestor, from the root down, so that the cgroup gets their files.
+    fn enable_v2_controllers(&self) -> Result<()> {
+        // (The walk makes the ancestors as it goes: each must exist before its
+        // subtree_control can be written.)
+        let mut at = PathBuf::from(MOUNT);
+        let available = std::fs::read_to_string(at.join("cgroup.controllers")).unwrap_or_default();
+        let wanted: Vec<&str> = controllers::V2_CONTROLLERS
+            .iter()
+            .copied()
+            .filter(|c| available.split_whitespace().any(|a| a == *c))
+            .collect();
+        let parents: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        for (i, part) in parents.iter().enumerate() {
+            let control = at.join("cgroup.subtree_control");
+            let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+            for c in &wanted {
+                if enabled.split_whitespace().any(|e| e == *c) {
+                    continue;
+                }
+                // Not fatal here: a limit that needs the controller then fails, naming it.
+                if let Err(e) = std::fs::write(&control, format!("+{c}")) {
+                    tracing::warn!(controller = c, file = %control.display(), error = %e, "cgroup v2 controller not enabled");
+                }
+            }
+            if i + 1 < parents.len() {
+                at.push(part);
+                std::fs::create_dir_all(&at)
+                    .map_err(|e| self.err(&format!("create {}", at.display()), e))?;
+            }
+        }
+        Ok(())
     }
 
     /// The existing cgroup at `path`.
     pub fn load(path: &str) -> Result<Self> {
         let rel = path.trim_start_matches('/');
-        let mgr = FsManager::new(rel).map_err(|e| Error::Cgroup {
-            path: path.to_string(),
-            reason: e.to_string(),
-        })?;
         Ok(Self {
             path: format!("/{rel}"),
             version: Version::detect(),
-            mgr,
         })
     }
 
@@ -114,12 +165,7 @@ impl Cgroup {
 
     /// Host directory of this cgroup for a v1 controller (`None` on v2: the unified dir).
     pub fn dir(&self, controller: Option<&str>) -> PathBuf {
-        cgroup_dir(
-            &hierarchies::auto().root(),
-            self.version,
-            controller,
-            &self.path,
-        )
+        cgroup_dir(Path::new(MOUNT), self.version, controller, &self.path)
     }
 
     /// Where the process list is read and written.
@@ -127,11 +173,20 @@ impl Cgroup {
         self.dir(procs_controller(self.version))
     }
 
+    /// Moves process `pid` (all its threads) into the cgroup, in every hierarchy.
     pub fn add(&self, pid: i32) -> Result<()> {
         let rel = self.path.trim_start_matches('/');
-        let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
-        cg.add_task_by_tgid(cgroups_rs::CgroupPid::from(pid as u64))
-            .map_err(|e| self.err(&format!("add pid {pid}"), e))?;
+        let dirs: Vec<PathBuf> = match self.version {
+            Version::V1 => hierarchy::v1_hierarchies()
+                .into_iter()
+                .map(|h| h.join(rel))
+                .collect(),
+            Version::V2 => vec![Path::new(MOUNT).join(rel)],
+        };
+        for d in dirs {
+            std::fs::write(d.join("cgroup.procs"), pid.to_string())
+                .map_err(|e| self.err(&format!("add pid {pid} to {}", d.display()), e))?;
+        }
         // On a hybrid host, the controller-less cgroup2 tree holds every process too: keep the
         // container at the same path there (as runc does), or CRIU restores it somewhere odd.
         if let Some(u) = self.hybrid_unified_dir() {
@@ -147,26 +202,38 @@ impl Cgroup {
         if self.version != Version::V1 {
             return None;
         }
-        let unified = hierarchies::auto().root().join("unified");
+        let unified = Path::new(MOUNT).join("unified");
         unified
             .join("cgroup.procs")
             .exists()
             .then(|| unified.join(self.path.trim_start_matches('/')))
     }
 
-    /// Applies resource limits. On v2, device rules need an eBPF program, which lcr does not
-    /// attach yet: they are skipped with a warning rather than failing every default config.
+    /// Applies resource limits, checked first (see `limits`), each controller writing its
+    /// own. On v2, device rules need an eBPF program, which lcr does not attach yet: they
+    /// are skipped with a warning rather than failing every default config.
     pub fn set(&self, resources: &LinuxResources) -> Result<()> {
-        let mut r = limits::checked(resources)?;
+        let r = limits::checked(resources)?;
         if self.version == Version::V2 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             tracing::warn!(path = %self.path, "cgroup v2: device rules are not enforced");
-            r.set_devices(None);
         }
-        if let Some(d) = r.devices().clone() {
-            r.set_devices(Some(devices::effective_device_rules(&d)));
+        for c in controllers::ALL
+            .iter()
+            .filter(|c| c.wanted(&r, self.version))
+        {
+            let dir = Dir::new(self.version, c.name(), &self.path);
+            if !dir.exists() && !c.name().is_empty() {
+                return Err(self.err(
+                    &format!("set {}", c.name()),
+                    match self.version {
+                        Version::V1 => "its v1 hierarchy is not mounted on this host",
+                        Version::V2 => "the controller is not enabled for this cgroup",
+                    },
+                ));
+            }
+            c.apply(&dir, &r)?;
         }
-        let mut mgr = self.mgr.clone();
-        mgr.set(&r).map_err(|e| self.err("set resources", e))
+        Ok(())
     }
 
     /// Applies `res` again and reads the limits back: after a restore (CRIU's full mode puts
@@ -228,16 +295,47 @@ impl Cgroup {
         wrong
     }
 
+    /// Freezes every process of the cgroup and waits until the kernel says they all are.
     pub fn freeze(&self) -> Result<()> {
-        self.mgr
-            .freeze(FreezerState::Frozen)
-            .map_err(|e| self.err("freeze", e))
+        self.set_frozen(true)
     }
 
     pub fn thaw(&self) -> Result<()> {
-        self.mgr
-            .freeze(FreezerState::Thawed)
-            .map_err(|e| self.err("thaw", e))
+        self.set_frozen(false)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let dir = Dir::new(self.version, "freezer", &self.path);
+        let (file, value) = match (self.version, frozen) {
+            (Version::V1, true) => ("freezer.state", "FROZEN"),
+            (Version::V1, false) => ("freezer.state", "THAWED"),
+            (Version::V2, true) => ("cgroup.freeze", "1"),
+            (Version::V2, false) => ("cgroup.freeze", "0"),
+        };
+        dir.write(file, value)?;
+        // v1 passes through FREEZING; v2 reports the settled state in cgroup.events.
+        let settled = || match self.version {
+            Version::V1 => dir.read("freezer.state").as_deref() == Some(value),
+            Version::V2 => dir.keyed("cgroup.events").get("frozen") == Some(&u64::from(frozen)),
+        };
+        let deadline = Instant::now() + FREEZE_WAIT;
+        while !settled() {
+            if Instant::now() > deadline {
+                return Err(self.err(
+                    if frozen { "freeze" } else { "thaw" },
+                    format!(
+                        "{file} did not settle at {value} within {} s",
+                        FREEZE_WAIT.as_secs()
+                    ),
+                ));
+            }
+            if self.version == Version::V1 && frozen {
+                // A task in an uninterruptible sleep holds FREEZING; asking again retries it.
+                dir.write(file, value)?;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     pub fn is_frozen(&self) -> bool {
@@ -255,12 +353,14 @@ impl Cgroup {
         self.procs_dir().join("cgroup.procs")
     }
 
+    /// What each controller reports (runc's `stats` event data).
     pub fn stats(&self) -> Stats {
-        let mut st = Stats::from(self.mgr.stats());
-        if self.version == Version::V2 {
-            // v2 has no cpuacct: usage comes from cpu.stat, in microseconds.
-            let text = std::fs::read_to_string(self.dir(None).join("cpu.stat")).unwrap_or_default();
-            stats::fill_cpu_from_v2(&mut st, &text);
+        let mut st = Stats::default();
+        for c in controllers::ALL {
+            let dir = Dir::new(self.version, c.name(), &self.path);
+            if dir.exists() {
+                c.stats(&dir, &mut st);
+            }
         }
         st
     }
@@ -275,17 +375,10 @@ impl Cgroup {
         places(self.path.trim_start_matches('/')).any(|d| d.is_dir())
     }
 
-    /// Removes the cgroup from every hierarchy. The caller makes sure no process is left in it.
+    /// Removes the cgroup from every hierarchy, sub-cgroups first (CRIU may make some on
+    /// restore), the hybrid unified one too. The caller makes sure no process is left in it.
     pub fn destroy(&self) -> Result<()> {
         let rel = self.path.trim_start_matches('/');
-        let cg = cgroups_rs::fs::Cgroup::load(hierarchies::auto(), rel);
-        // What cgroups-rs cannot remove (a cgroup missing from some hierarchies, say) is
-        // removed below, or named there.
-        if let Err(e) = cg.delete() {
-            tracing::debug!(error = %e, path = %self.path, "cgroups-rs delete");
-        }
-        // Sub-cgroups (CRIU may make some on restore), the hybrid unified one, and on v2 the
-        // cgroup itself if cgroups-rs left it.
         for d in places(rel) {
             if d.is_dir() {
                 remove_tree(&d).map_err(|e| self.err(&format!("remove {}", d.display()), e))?;
@@ -345,7 +438,7 @@ fn populated(rel: &str) -> Vec<i32> {
 /// Every directory cgroup `rel` can have: in the v2 tree at the hierarchy root, and in each
 /// v1 hierarchy (and the hybrid unified one) below it. Not all of them need exist.
 fn places(rel: &str) -> impl Iterator<Item = PathBuf> + '_ {
-    let root = hierarchies::auto().root();
+    let root = PathBuf::from(MOUNT);
     let below: Vec<PathBuf> = std::fs::read_dir(&root)
         .into_iter()
         .flatten()

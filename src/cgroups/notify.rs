@@ -100,9 +100,9 @@ impl MemoryWatch {
     /// Waits up to `timeout` for notices; returns those that came (none on timeout).
     pub fn wait(&mut self, timeout: Duration) -> Result<Vec<Notice>> {
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let io = |e: std::io::Error| Error::Other {
+        let io = |cause: std::io::Error| Error::Io {
             context: "wait for memory notifications".into(),
-            reason: e.to_string(),
+            cause,
         };
         let mut fds = vec![self.oom.poll_fd()];
         if let Some(p) = &self.pressure {

@@ -1,16 +1,24 @@
+//! `lcr checkpoint`: prepare → freeze → save files → dump → commit | abort.
+//!
+//! [`begin`] runs the phases up to a finished dump and hands back a [`Dumped`], which holds
+//! the container (frozen, when asked to stay so) until [`Dumped::commit`] removes it or
+//! [`Dumped::abort`] (or dropping it) lets it run on. [`checkpoint`] is both at once.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use criurpc::{Notify, Options, RequestKind};
-use oci_spec::runtime::LinuxNamespaceType;
+use criurpc::{Notify, RequestKind};
 
+use super::frozen::Frozen;
+use super::images::ImageDir;
 use super::mounts::{external_mounts, present_in};
 use super::settings::CriuSettings;
-use super::stdio;
-use crate::cgroups::Cgroup;
-use crate::container::{self, Action, Container, Status};
+use super::{preflight, request, stdio, ExternalMount, StdioFile};
+use crate::container::{self, Action, Container};
 use crate::error::Context;
-use crate::image::record::{kernel_release, machine_arch, Record, FORMAT};
+use crate::image::record::{kernel_release, machine_arch, InitProcess, Record, FORMAT};
 use crate::image::stats::{read_dump, DumpStats};
 use crate::image::{Output, PackOpts};
 use crate::{Error, Result};
@@ -18,7 +26,8 @@ use crate::{Error, Result};
 /// Options of `lcr checkpoint` (runc's flags).
 pub struct CheckpointOpts {
     pub settings: CriuSettings,
-    pub image_path: PathBuf,
+    /// Where the images go: a directory (kept), or a temporary one for an export.
+    pub images: ImageDir,
     pub leave_running: bool,
     pub tcp_skip_in_flight: bool,
     pub link_remap: bool,
@@ -34,13 +43,20 @@ pub struct CheckpointOpts {
     /// Also write the checkpoint as an archive. The container stays frozen until the archive
     /// is complete, so a failed export leaves it running as it was.
     pub export: Option<(Output, PackOpts)>,
+    /// Keep the container frozen (alive) after the dump until [`Dumped::commit`] or
+    /// [`Dumped::abort`]: a migration holds it so until the destination has restored.
+    pub hold: bool,
 }
 
 impl CheckpointOpts {
     pub fn new(image_path: impl Into<PathBuf>) -> Self {
+        Self::with_images(ImageDir::At(image_path.into()))
+    }
+
+    pub fn with_images(images: ImageDir) -> Self {
         Self {
             settings: CriuSettings::default(),
-            image_path: image_path.into(),
+            images,
             leave_running: false,
             tcp_skip_in_flight: false,
             link_remap: false,
@@ -51,7 +67,20 @@ impl CheckpointOpts {
             with_rootfs_diff: false,
             with_volumes: false,
             export: None,
+            hold: false,
         }
+    }
+
+    /// Whether the container is frozen before anything is saved and stays so through the
+    /// dump: files and memory must be captured at the same instant, and an export (or a
+    /// hold) must be complete before the container goes.
+    fn freezes(&self) -> bool {
+        self.hold || self.export.is_some() || self.with_rootfs_diff || self.with_volumes
+    }
+
+    /// Whether CRIU leaves the tree alive after the dump (else it kills it).
+    fn criu_leaves_running(&self) -> bool {
+        self.leave_running || self.pre_dump || self.hold || self.export.is_some()
     }
 }
 
@@ -61,109 +90,234 @@ pub struct CheckpointReport {
     pub stats: Option<DumpStats>,
 }
 
-/// Fails before anything is touched when the kernel or CRIU lacks what the options need.
-fn check_kernel(o: &CheckpointOpts) -> Result<()> {
-    let needs_dirty = o.pre_dump || o.parent_path.is_some();
-    if !(needs_dirty || o.settings.lazy_pages) {
-        return Ok(());
+/// Where the checkpoint goes and what it covers, found before anything is touched.
+pub(super) struct Plan {
+    pub image_dir: PathBuf,
+    pub work_dir: PathBuf,
+    /// The names the image directory held before: a failed dump removes only what it wrote.
+    existing: HashSet<OsString>,
+    pub mounts: Vec<ExternalMount>,
+    pub stdio: Vec<StdioFile>,
+}
+
+/// A finished dump, the container still held: commit or abort it (dropping it aborts).
+pub struct Dumped {
+    frozen: Frozen,
+    report: CheckpointReport,
+    export: Option<(Output, PackOpts)>,
+    /// The container outlives the checkpoint (`--leave-running`, a pre-dump).
+    keeps_running: bool,
+    /// A temporary image directory lives until the export is written.
+    _images: ImageDir,
+}
+
+/// Checkpoints a running or paused container. On success it is removed (unless
+/// `leave_running` or `pre_dump`); on failure it keeps running, its state unchanged.
+pub fn checkpoint(c: Container, o: CheckpointOpts) -> Result<CheckpointReport> {
+    begin(c, o)?.commit()
+}
+
+/// The phases up to a complete dump; the container is then held until the result is
+/// committed or aborted. On failure it keeps running and the partial images are removed.
+pub fn begin(c: Container, mut o: CheckpointOpts) -> Result<Dumped> {
+    c.allow(Action::Checkpoint)?;
+    let id = c.id().to_string();
+    let plan = prepare(&c, &o)?;
+    let frozen = Frozen::hold(c, o.freezes())?;
+    let result = save_files(&frozen, &plan, &o).and_then(|()| dump(&frozen, &plan, &mut o));
+    let (record, stats) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            remove_partial_images(&plan.image_dir, &plan.existing);
+            let log = if o.pre_dump {
+                "pre-dump.log"
+            } else {
+                "dump.log"
+            };
+            return Err(o.images.keeping_log(e, &plan.work_dir, log, &id));
+        }
+    };
+    let images = std::mem::replace(&mut o.images, ImageDir::At(PathBuf::new()));
+    Ok(Dumped {
+        frozen,
+        report: CheckpointReport {
+            image_dir: plan.image_dir,
+            record,
+            stats,
+        },
+        export: o.export.take(),
+        keeps_running: o.leave_running || o.pre_dump,
+        _images: images,
+    })
+}
+
+impl Dumped {
+    pub fn report(&self) -> &CheckpointReport {
+        &self.report
     }
-    let f = o.settings.criu.features()?;
-    if needs_dirty && !f.mem_track {
-        let flag = if o.pre_dump {
-            "--pre-dump"
+
+    /// Writes the export, if one was asked for, then ends the container (unless it was to
+    /// keep running): it never runs past the checkpoint. A failed export thaws it instead.
+    pub fn commit(mut self) -> Result<CheckpointReport> {
+        if let Some((out, pack_opts)) = self.export.take() {
+            let (_, out) = crate::image::pack(&self.report.image_dir, out, &pack_opts)?;
+            out.commit()?;
+        }
+        if self.keeps_running {
+            drop(self.frozen);
         } else {
-            "--parent-path"
-        };
-        return Err(Error::Value {
-            what: flag.into(),
-            value: String::new(),
-            reason:
-                "this kernel has no dirty memory tracking (soft-dirty, CONFIG_MEM_SOFT_DIRTY): \
-                     iterative pre-copy checkpoints are unavailable; use a plain checkpoint"
-                    .into(),
-        });
+            container::delete(self.frozen.release(), true)?;
+        }
+        Ok(self.report)
     }
-    if o.settings.lazy_pages {
-        if !f.lazy_pages {
-            return Err(Error::Value {
-                what: "--lazy-pages".into(),
-                value: String::new(),
-                reason:
-                    "this kernel has no non-cooperative userfaultfd: lazy pages are unavailable"
-                        .into(),
-            });
-        }
-        if let Some(why) = crate::check::lazy_pages_blocker() {
-            return Err(Error::Value {
-                what: "--lazy-pages".into(),
-                value: String::new(),
-                reason: why,
-            });
-        }
+
+    /// The container runs on as if no checkpoint had been made (the images stay); what it
+    /// could not do, if CRIU already ended the tree, is said by the error.
+    pub fn abort(self) -> Result<Container> {
+        self.frozen.thaw()
+    }
+}
+
+/// Checks the options against the container, the kernel and CRIU; makes the directories.
+fn prepare(c: &Container, o: &CheckpointOpts) -> Result<Plan> {
+    preflight::check_kernel(o)?;
+    preflight::check_export(o)?;
+    let path = o.images.path();
+    let image_dir = std::path::absolute(path).ctx(|| format!("image path {}", path.display()))?;
+    mkdir_private(&image_dir)?;
+    let existing = names_in(&image_dir);
+    let work_dir = o.settings.work_dir(&image_dir)?;
+    mkdir_private(&work_dir)?;
+    let pid = c.state.pid;
+    let mounts = present_in(
+        external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path),
+        pid,
+    );
+    let stdio = stdio::stdio_of(pid);
+    stdio::make_logs_appendable(pid, &stdio);
+    Ok(Plan {
+        image_dir,
+        work_dir,
+        existing,
+        mounts,
+        stdio,
+    })
+}
+
+/// What CRIU does not save: the rootfs changes and the bind-mount contents, if asked for.
+fn save_files(frozen: &Frozen, plan: &Plan, o: &CheckpointOpts) -> Result<()> {
+    let c = frozen.container();
+    if o.with_rootfs_diff {
+        let base = crate::rootfs::diff::Baseline::load(c.dir()).ok_or_else(|| Error::Option {
+            option: "--with-rootfs-diff".into(),
+            reason: format!(
+                "container {:?} has no rootfs baseline: its root is read-only (root.readonly), on overlayfs (whose engine keeps the diff in its upper directory), or it was made by an older lcr",
+                c.id()
+            ),
+        })?;
+        let d = crate::rootfs::diff::save(&c.state.rootfs, &base, &plan.image_dir)?;
+        tracing::debug!(
+            changed = d.changed.len(),
+            deleted = d.deleted.len(),
+            "rootfs diff"
+        );
+    }
+    if o.with_volumes {
+        super::volumes::save(&plan.mounts, &plan.image_dir)?;
     }
     Ok(())
 }
 
-/// Refuses option combinations an archive cannot hold.
-fn check_export(o: &CheckpointOpts) -> Result<()> {
-    if o.export.is_none() {
-        return Ok(());
-    }
-    let conflict = if o.pre_dump {
-        Some("--pre-dump (a pre-dump is not restorable on its own)")
-    } else if o.settings.lazy_pages {
-        Some("--lazy-pages (the memory stays behind, served on demand)")
-    } else if o.page_server.is_some() {
-        Some("--page-server (the memory goes to the page server)")
+/// One CRIU process answers VERSION (kept open) and then the dump; lcr's record is written
+/// before the request (a lazy dump serves pages until the restore has them all, and the
+/// restore reads the record first) and again with CRIU's statistics afterwards.
+fn dump(
+    frozen: &Frozen,
+    plan: &Plan,
+    o: &mut CheckpointOpts,
+) -> Result<(Record, Option<DumpStats>)> {
+    let c = frozen.container();
+    let (mut opts, external_namespaces) = request::dump_options(c, frozen.cgroup(), plan, o)?;
+    opts = opts.leave_running(o.criu_leaves_running());
+    let mut record = record_of(c, plan, o, frozen.cgroup().version(), external_namespaces);
+    let kind = if o.pre_dump {
+        RequestKind::SinglePreDump
     } else {
-        None
+        RequestKind::Dump
     };
-    match conflict {
-        Some(c) => Err(Error::Value {
-            what: "--export".into(),
-            value: String::new(),
-            reason: format!("cannot be combined with {c}"),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Thaws the cgroup of a container that was running, if it is frozen (by this checkpoint, or
-/// left so by CRIU), unless disarmed: every return leaves a running container running. While
-/// armed, the container's directory carries a marker, so that if this lcr is killed the next
-/// command that locks the container thaws it (see `Container::recover_checkpoint_freeze`).
-struct ThawOnDrop<'a> {
-    cgroup: Option<&'a Cgroup>,
-    marker: PathBuf,
-}
-
-impl<'a> ThawOnDrop<'a> {
-    fn arm(c: &Container, cgroup: Option<&'a Cgroup>) -> Result<Self> {
-        let marker = c.dir().join(container::CHECKPOINT_FREEZE_MARKER);
-        if cgroup.is_some() {
-            crate::fsutil::write_atomic(&marker, std::process::id().to_string().as_bytes())?;
+    let mut session = o.settings.criu.session(Some(&mut opts))?;
+    let version = match session.require_supported() {
+        Ok(v) => v,
+        Err(e) => {
+            session.finish();
+            return Err(e.into());
         }
-        Ok(Self { cgroup, marker })
-    }
-
-    /// The container is gone or meant to stay frozen: nothing to thaw.
-    fn disarm(&mut self) {
-        self.cgroup = None;
-    }
-}
-
-impl Drop for ThawOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(cg) = self.cgroup.filter(|cg| cg.is_frozen()) {
-            if let Err(e) = cg.thaw() {
-                tracing::warn!(error = %e, "could not thaw the container after a failed checkpoint");
-            }
+    };
+    record.criu_version = version.to_string();
+    // Provisional until CRIU says the images are complete (`post-dump`, sent before it kills
+    // or resumes the tree): an lcr killed before then leaves images restore refuses (the
+    // tree runs on: CRIU cannot notify and gives up), killed after, images that are final.
+    record.write(&plan.image_dir)?;
+    let mut final_record = record.clone();
+    final_record.provisional = false;
+    let mut order = Vec::new();
+    let mut handler = |n: &mut Notify| {
+        order.push(n.script.clone());
+        if n.script == "post-dump" {
+            final_record
+                .write(&plan.image_dir)
+                .map_err(|e| e.to_string())?;
         }
-        let _ = std::fs::remove_file(&self.marker);
+        Ok(())
+    };
+    let result = session.call(kind, Some(&opts), false, &mut handler);
+    session.finish();
+    drop(opts);
+    tracing::debug!(?order, "criu dump notifications");
+    result?;
+    let stats = read_dump(&plan.work_dir);
+    record.stats = stats.clone();
+    record.provisional = false;
+    record.write(&plan.image_dir)?;
+    Ok((record, stats))
+}
+
+/// lcr's record of the checkpoint, provisional until CRIU has finished.
+fn record_of(
+    c: &Container,
+    plan: &Plan,
+    o: &CheckpointOpts,
+    cgroup_version: crate::cgroups::Version,
+    external_namespaces: Vec<(String, String)>,
+) -> Record {
+    Record {
+        format: FORMAT,
+        id: c.id().to_string(),
+        lcr_version: env!("CARGO_PKG_VERSION").to_string(),
+        criu_version: String::new(),
+        kernel: kernel_release(),
+        arch: machine_arch(),
+        cgroup_version,
+        cgroup_path: c.state.cgroup_path.clone(),
+        checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created: Some(c.state.created.clone()),
+        config: c.spec.clone(),
+        bundle: c.state.bundle.clone(),
+        mounts: plan.mounts.clone(),
+        stdio: plan.stdio.clone(),
+        external_namespaces,
+        leave_running: o.leave_running,
+        pre_dump: o.pre_dump,
+        parent: o.parent_path.clone(),
+        stats: None,
+        provisional: true,
+        // A held container is handed over by its holder (a migration restores it while it is
+        // frozen here): no claim on it.
+        init: (!o.hold).then(|| InitProcess::of(c.state.pid, c.state.init_start_time)),
     }
 }
 
-fn names_in(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
+fn names_in(dir: &Path) -> HashSet<OsString> {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -174,7 +328,7 @@ fn names_in(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
 
 /// After a failed dump: what it wrote into the image directory goes (half a checkpoint is
 /// not one), except CRIU's logs, which say why.
-fn remove_partial_images(dir: &Path, before: &std::collections::HashSet<std::ffi::OsString>) {
+fn remove_partial_images(dir: &Path, before: &HashSet<OsString>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name();
         if before.contains(&name) || name.to_string_lossy().ends_with(".log") {
@@ -194,197 +348,3 @@ fn mkdir_private(p: &Path) -> Result<()> {
         .create(p)
         .ctx(|| format!("create {}", p.display()))
 }
-
-/// Checkpoints a running or paused container. On success it is removed (unless
-/// `leave_running` or `pre_dump`); on failure it keeps running, its state unchanged.
-pub fn checkpoint(c: Container, mut o: CheckpointOpts) -> Result<CheckpointReport> {
-    let status = c.status();
-    status.check(c.id(), Action::Checkpoint)?;
-    check_kernel(&o)?;
-    check_export(&o)?;
-    let image_dir = std::path::absolute(&o.image_path)
-        .ctx(|| format!("image path {}", o.image_path.display()))?;
-    mkdir_private(&image_dir)?;
-    let before = names_in(&image_dir);
-    let work_dir = o.settings.work_dir(&image_dir)?;
-    mkdir_private(&work_dir)?;
-
-    let pid = c.state.pid;
-    let cgroup = c.cgroup()?;
-    let terminal = crate::spec::has_terminal(&c.spec);
-    let mounts = present_in(
-        external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path),
-        pid,
-    );
-    let stdio = stdio::stdio_of(pid);
-    stdio::make_logs_appendable(pid, &stdio);
-
-    // Files and memory must be captured at the same instant, and an export must be complete
-    // before the container goes: it is frozen first (CRIU keeps a frozen cgroup frozen).
-    let hold = o.export.is_some() || o.with_rootfs_diff || o.with_volumes;
-    let running = status == Status::Running;
-    let mut thaw = ThawOnDrop::arm(&c, running.then_some(&cgroup))?;
-    if hold && running {
-        cgroup.freeze()?;
-    }
-    if o.with_rootfs_diff {
-        let base = crate::rootfs::diff::Baseline::load(c.dir()).ok_or_else(|| Error::Value {
-            what: "--with-rootfs-diff".into(),
-            value: String::new(),
-            reason: format!(
-                "container {:?} has no rootfs baseline: its root is read-only (root.readonly), on overlayfs (whose engine keeps the diff in its upper directory), or it was made by an older lcr",
-                c.id()
-            ),
-        })?;
-        let d = crate::rootfs::diff::save(&c.state.rootfs, &base, &image_dir)?;
-        tracing::debug!(
-            changed = d.changed.len(),
-            deleted = d.deleted.len(),
-            "rootfs diff"
-        );
-    }
-    if o.with_volumes {
-        super::volumes::save(&mounts, &image_dir)?;
-    }
-
-    let mut opts = Options::new()
-        .images_dir(&image_dir)
-        .work_dir(&work_dir)?
-        .pid(pid)
-        .root(&c.state.rootfs)
-        .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
-        .leave_running(o.leave_running || o.pre_dump || o.export.is_some())
-        .tcp_skip_in_flight(o.tcp_skip_in_flight)
-        .link_remap(o.link_remap)
-        .orphan_pts_master(terminal)
-        .notify_scripts(true)
-        .log_level(4)
-        .log_file(if o.pre_dump {
-            "pre-dump.log"
-        } else {
-            "dump.log"
-        });
-    for m in &mounts {
-        let d = m.destination.to_string_lossy().into_owned();
-        opts = opts.ext_mnt(d.clone(), d);
-    }
-    for f in stdio.iter().filter(|f| f.external) {
-        opts = opts.external(f.key.clone());
-    }
-    let mut external_namespaces = Vec::new();
-    for ns in crate::spec::namespaces(&c.spec) {
-        let Some(path) = ns.path() else { continue };
-        if ns.typ() != LinuxNamespaceType::Network {
-            return Err(Error::Value {
-                what: "linux.namespaces".into(),
-                value: format!("{:?} joined by path", ns.typ()),
-                reason: "only a network namespace joined by path can be checkpointed".into(),
-            });
-        }
-        let ino = std::os::unix::fs::MetadataExt::ino(
-            &std::fs::metadata(path).ctx(|| format!("stat {}", path.display()))?,
-        );
-        opts = opts.external(format!("net[{ino}]:{EXT_NET_KEY}"));
-        external_namespaces.push(("net".to_string(), EXT_NET_KEY.to_string()));
-    }
-    opts = o.settings.apply(opts);
-    if let Some(file) = super::settings::criu_config_file(&c.spec)? {
-        opts = opts.config_file(file);
-    }
-    if let Some((addr, port)) = &o.page_server {
-        opts = opts.page_server(addr.clone(), *port);
-    }
-    if let Some(fd) = o.status_fd.take() {
-        opts = opts.status_fd(fd);
-    }
-    if o.pre_dump || o.parent_path.is_some() {
-        opts = opts.track_mem(true);
-    }
-    if let Some(p) = &o.parent_path {
-        opts = opts.parent_img(p.to_string_lossy().into_owned());
-    }
-
-    // Written before the request: a lazy dump serves pages until the restore has them all,
-    // and the restore reads this first. Rewritten with CRIU's statistics afterwards.
-    let mut record = Record {
-        format: FORMAT,
-        id: c.id().to_string(),
-        lcr_version: env!("CARGO_PKG_VERSION").to_string(),
-        criu_version: String::new(),
-        kernel: kernel_release(),
-        arch: machine_arch(),
-        cgroup_version: cgroup.version(),
-        cgroup_path: c.state.cgroup_path.clone(),
-        checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        created: Some(c.state.created.clone()),
-        config: c.spec.clone(),
-        bundle: c.state.bundle.clone(),
-        mounts,
-        stdio,
-        external_namespaces,
-        leave_running: o.leave_running,
-        pre_dump: o.pre_dump,
-        parent: o.parent_path.clone(),
-        stats: None,
-        provisional: true,
-    };
-    // One CRIU process answers VERSION (kept open) and then the dump.
-    let kind = if o.pre_dump {
-        RequestKind::SinglePreDump
-    } else {
-        RequestKind::Dump
-    };
-    let mut session = o.settings.criu.session(Some(&mut opts))?;
-    let version = match session.require_supported() {
-        Ok(v) => v,
-        Err(e) => {
-            session.finish();
-            remove_partial_images(&image_dir, &before);
-            return Err(e.into());
-        }
-    };
-    record.criu_version = version.to_string();
-    // Provisional until CRIU says the images are complete (`post-dump`, sent before it kills
-    // or resumes the tree): an lcr killed before then leaves images restore refuses (the
-    // tree runs on: CRIU cannot notify and gives up), killed after, images that are final.
-    record.write(&image_dir)?;
-    let mut final_record = record.clone();
-    final_record.provisional = false;
-    let mut order = Vec::new();
-    let mut handler = |n: &mut Notify| {
-        order.push(n.script.clone());
-        if n.script == "post-dump" {
-            final_record.write(&image_dir).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    };
-    let result = session.call(kind, Some(&opts), false, &mut handler);
-    session.finish();
-    drop(opts);
-    tracing::debug!(?order, "criu dump notifications");
-    if let Err(e) = result {
-        remove_partial_images(&image_dir, &before);
-        return Err(e.into());
-    }
-    let stats = read_dump(&work_dir);
-    record.stats = stats.clone();
-    record.provisional = false;
-    record.write(&image_dir)?;
-    if let Some((out, pack_opts)) = o.export.take() {
-        let (_, out) = crate::image::pack(&image_dir, out, &pack_opts)?;
-        out.commit()?;
-    }
-    if !o.leave_running && !o.pre_dump {
-        // Killed while still frozen: it never runs past the checkpoint.
-        thaw.disarm();
-        container::delete(c, true)?;
-    }
-    Ok(CheckpointReport {
-        image_dir,
-        record,
-        stats,
-    })
-}
-
-/// The key a network namespace joined by path is saved under (as runc names it).
-pub(super) const EXT_NET_KEY: &str = "extRootNetNS";

@@ -3,9 +3,15 @@
 //! joined namespaces as external) and `lcr restore` recreates a container from the images in
 //! a new cgroup with the restore bundle's limits and mount sources.
 
+mod compat;
+mod criu_root;
 mod dump;
+mod frozen;
+mod images;
 mod isolation;
 mod mounts;
+mod preflight;
+mod request;
 mod restore;
 mod settings;
 mod stdio;
@@ -14,10 +20,13 @@ mod watchdog;
 
 pub use crate::image::record::{Record, RECORD_FILE};
 pub use crate::image::stats::{DumpStats, RestoreStats};
+pub use compat::check_origin;
 /// What the CLI names of CRIU itself: which binary, and runc's `--manage-cgroups-mode`.
 pub use criurpc::{CgroupMode, Criu};
-pub use dump::{checkpoint, CheckpointOpts, CheckpointReport};
+pub use dump::{begin, checkpoint, CheckpointOpts, CheckpointReport, Dumped};
+pub use frozen::Frozen;
+pub use images::ImageDir;
 pub use mounts::{ExternalMount, MountKind};
-pub use restore::{check_origin, restore, RestoreOpts, DEFAULT_TIMEOUT};
+pub use restore::{begin_restore, restore, Images, RestoreOpts, Restored, DEFAULT_TIMEOUT};
 pub use settings::CriuSettings;
 pub use stdio::{StdioFile, StdioKind};

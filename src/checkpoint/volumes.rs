@@ -63,12 +63,11 @@ pub fn restore(image_dir: &Path, spec: &Spec, bundle: &Path, cgroup: &Cgroup) ->
         .iter()
         .find(|v| read_only_in(spec, &v.destination))
     {
-        return Err(Error::Other {
-            context: "restore volumes".into(),
+        return Err(Error::Volume {
+            destination: v.destination.clone(),
             reason: format!(
-                "{} mounts {} read-only: the checkpoint's contents for it are not written into its source",
+                "{} mounts it read-only: the checkpoint's contents for it are not written into its source",
                 bundle.join("config.json").display(),
-                v.destination
             ),
         });
     }
@@ -79,11 +78,10 @@ pub fn restore(image_dir: &Path, spec: &Spec, bundle: &Path, cgroup: &Cgroup) ->
             source: v.source.clone().into(),
             hierarchy: None,
         };
-        let dest = restore_source(&m, spec, bundle, cgroup).ok_or_else(|| Error::Other {
-            context: "restore volumes".into(),
+        let dest = restore_source(&m, spec, bundle, cgroup).ok_or_else(|| Error::Volume {
+            destination: v.destination.clone(),
             reason: format!(
-                "the checkpoint holds the contents of the bind mount at {}, and {} has no bind mount there",
-                v.destination,
+                "the checkpoint holds the contents of this bind mount, and {} has no bind mount there",
                 bundle.join("config.json").display()
             ),
         })?;
@@ -107,8 +105,8 @@ pub fn restore(image_dir: &Path, spec: &Spec, bundle: &Path, cgroup: &Cgroup) ->
                 .ctx(|| format!("read {}", tmp.path().display()))?
                 .flatten()
                 .next()
-                .ok_or_else(|| Error::Other {
-                    context: format!("volume {}", v.destination),
+                .ok_or_else(|| Error::Volume {
+                    destination: v.destination.clone(),
                     reason: format!("{} is empty", tar.display()),
                 })?;
             std::fs::rename(one.path(), &dest).ctx(|| format!("replace {}", dest.display()))?;

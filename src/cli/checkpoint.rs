@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use lcr::cancel::{Cancel, SignalGuard};
-use lcr::checkpoint::{self, CheckpointOpts, CriuSettings, DumpStats};
+use lcr::checkpoint::{self, CheckpointOpts, CriuSettings, DumpStats, ImageDir};
 use lcr::checkpoint::{CgroupMode, Criu};
 use lcr::container::{Container, Store};
 use lcr::image::{Compression, Output, PackOpts};
@@ -129,16 +129,12 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     // An interrupted export unwinds: the container is thawed, the partial archive vanishes.
     let cancel = Cancel::new();
     let _signals = a.export.as_ref().map(|_| SignalGuard::install(&cancel));
-    let temp_images;
-    let image_path = match (&a.image_path, &a.export) {
-        (Some(p), _) => p.clone(),
-        (None, Some(_)) => {
-            temp_images = lcr::fsutil::work_dir("export")?;
-            temp_images.path().to_path_buf()
-        }
-        (None, None) => PathBuf::from("./checkpoint"),
+    let images = match (&a.image_path, &a.export) {
+        (Some(p), _) => ImageDir::At(p.clone()),
+        (None, Some(_)) => ImageDir::temporary("export")?,
+        (None, None) => ImageDir::At(PathBuf::from("./checkpoint")),
     };
-    let mut o = CheckpointOpts::new(&image_path);
+    let mut o = CheckpointOpts::with_images(images);
     o.with_rootfs_diff = a.with_rootfs_diff;
     o.with_volumes = a.with_volumes;
     if let Some(f) = &a.export {
@@ -181,18 +177,8 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
             .with_context(|| format!("--page-server {ps:?}: bad port"))?;
         o.page_server = Some((addr.to_string(), port));
     }
-    let work_dir = o.settings.work_dir(&image_path)?;
-    let temporary = a.image_path.is_none() && a.export.is_some();
     let c = Container::load(store, &a.id)?;
-    let report = match checkpoint::checkpoint(c, o) {
-        Ok(r) => r,
-        Err(e) => {
-            if temporary {
-                super::keep_criu_log(&work_dir, "dump.log", &a.id);
-            }
-            return Err(e.into());
-        }
-    };
+    let report = checkpoint::checkpoint(c, o)?;
     if a.print_stats {
         let text = report
             .stats

@@ -48,6 +48,8 @@ enum Command {
     },
 }
 
+/// One arm per `lcr image` subcommand (~80 lines: each a few lines of flags into one
+/// library call and its output).
 pub fn run(a: Args) -> anyhow::Result<i32> {
     match a.command {
         Command::Pack {

@@ -149,20 +149,10 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, i32> {
     })
 }
 
-/// The error and its causes, each once: library errors already quote their source.
+/// The error and its causes, joined: each error prints its own cause and returns none as
+/// its source, so every cause appears once.
 fn message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    format!("{e:#}")
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
@@ -199,18 +189,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{s:?}: not a size (a number of bytes, or e.g. 64G)"))?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| format!("{s:?}: too large"))
-}
-
-/// Copies CRIU's log `name` out of `work_dir` (a temporary directory about to go) to
-/// `$TMPDIR/lcr-<name>-<id>.log` and says where, so that a failure's log outlives it.
-pub fn keep_criu_log(work_dir: &std::path::Path, name: &str, id: &str) {
-    let kept = std::env::temp_dir().join(format!("lcr-{}-{id}.log", name.trim_end_matches(".log")));
-    if std::fs::copy(work_dir.join(name), &kept).is_ok() {
-        eprintln!(
-            "lcr: CRIU's log is kept at {} (the temporary images are removed)",
-            kept.display()
-        );
-    }
 }
 
 #[cfg(test)]

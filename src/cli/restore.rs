@@ -1,10 +1,9 @@
 use std::path::PathBuf;
 
-use anyhow::Context;
 use lcr::cancel::{Cancel, SignalGuard};
-use lcr::checkpoint::{self, RestoreOpts};
+use lcr::checkpoint::{self, Images, RestoreOpts};
 use lcr::container::{self, Store};
-use lcr::image::{self, Input};
+use lcr::image::Input;
 use lcr::process::wait_forwarding;
 
 use super::checkpoint::CriuFlags;
@@ -64,56 +63,26 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     // stopped, everything undone) instead of leaving it half made.
     let cancel = Cancel::new();
     let signals = SignalGuard::install(&cancel);
-    let temp_images;
-    let image_path = match (&a.import, &a.image_path) {
-        (Some(file), dir) => {
-            let input = Input::open(file)?
-                .max_total(a.max_size.bytes)
-                .cancel(&cancel);
-            // Refused from the manifest, before gigabytes are unpacked for nothing.
-            let criu = a.criu.settings()?.criu;
-            let source = file.display().to_string();
-            let precheck = |m: &image::Manifest| {
-                checkpoint::check_origin(&m.origin, &source, &criu).map_err(|e| e.to_string())
-            };
-            match dir {
-                Some(d) => {
-                    image::unpack(input, d, a.quiet, &precheck)?;
-                    d.clone()
-                }
-                None => {
-                    temp_images = lcr::fsutil::work_dir("import")?;
-                    image::unpack_into(input, temp_images.path(), a.quiet, &precheck)?;
-                    temp_images.path().to_path_buf()
-                }
-            }
-        }
-        (None, Some(d)) => d.clone(),
-        (None, None) => PathBuf::from("./checkpoint"),
+    let images = match &a.import {
+        Some(file) => Images::Archive {
+            input: Input::open(file)?.max_total(a.max_size.bytes),
+            unpack_to: a.image_path.clone(),
+            quiet: a.quiet,
+        },
+        None => Images::Dir(
+            a.image_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./checkpoint")),
+        ),
     };
-    if a.import.as_deref() == Some(std::path::Path::new("-")) {
-        // Standard input was the archive: the container's stdin becomes /dev/null.
-        let null = std::fs::File::open("/dev/null").context("open /dev/null")?;
-        nix::unistd::dup2_stdin(&null).context("redirect standard input")?;
-    }
-    let mut o = RestoreOpts::new(&a.bundle, &image_path);
-    o.origin = a.import.clone();
+    let mut o = RestoreOpts::from(&a.bundle, images);
     o.cancel = cancel.clone();
     o.with_volumes = a.with_volumes;
     o.timeout = std::time::Duration::from_secs(a.timeout);
     o.settings = a.criu.settings()?;
     o.pid_file = a.pid_file.clone();
     o.console_socket = a.console_socket.clone();
-    let work_dir = o.settings.work_dir(&image_path)?;
-    let (c, stats) = match checkpoint::restore(store, &a.id, o) {
-        Ok(r) => r,
-        Err(e) if a.import.is_some() && a.image_path.is_none() => {
-            // The unpacked images go with the temporary directory; CRIU's log is kept.
-            super::keep_criu_log(&work_dir, "restore.log", &a.id);
-            return Err(e.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (c, stats) = checkpoint::restore(store, &a.id, o)?;
     if a.print_stats {
         match stats {
             Some(s) => println!(

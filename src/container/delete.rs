@@ -38,9 +38,9 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            return Err(Error::Other {
-                context: format!("delete {}", c.id()),
-                reason: "processes did not exit within 10 s".into(),
+            return Err(Error::Timeout {
+                what: format!("delete {}: its processes' exit", c.id()),
+                within: std::time::Duration::from_secs(10),
             });
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -59,7 +59,7 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
     let trash = c.dir().with_file_name(super::store::trash_name(c.id()));
     std::fs::rename(c.dir(), &trash).map_err(|e| Error::Io {
         context: format!("rename {} to {}", c.dir().display(), trash.display()),
-        source: e,
+        cause: e,
     })?;
     crate::fsutil::remove_tree(&trash)
 }

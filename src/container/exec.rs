@@ -23,8 +23,8 @@ pub struct ExecOpts {
 /// has exec'd. The caller becomes its subreaper, to wait for it in the foreground.
 pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
     c.allow(Action::Exec)?;
-    let process = opts.process.take().ok_or_else(|| Error::Other {
-        context: "exec".into(),
+    let process = opts.process.take().ok_or_else(|| Error::Option {
+        option: "exec".into(),
         reason: "no process given".into(),
     })?;
     let linux = c.spec.linux().as_ref();
@@ -37,9 +37,9 @@ pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
         (_, Some(fd)) => Some(fd),
         (Some(p), None) if terminal => Some(console::connect(p)?.into()),
         (None, None) if terminal => {
-            return Err(Error::Other {
-                context: "exec".into(),
-                reason: "a terminal (-t) needs --console-socket or the foreground".into(),
+            return Err(Error::Option {
+                option: "exec --tty".into(),
+                reason: "a terminal needs --console-socket or the foreground".into(),
             })
         }
         _ => None,
@@ -66,12 +66,7 @@ pub fn exec(c: &Container, mut opts: ExecOpts) -> Result<i32> {
                 reason: format!("exec: {e}"),
             })
         }
-        Some(other) => {
-            return Err(Error::Other {
-                context: "exec".into(),
-                reason: format!("unexpected message {other:?}"),
-            })
-        }
+        Some(other) => return Err(Error::Child(format!("exec: unexpected message {other:?}"))),
     }
     if let Some(p) = &opts.pid_file {
         super::write_pid_file(p, spawned.pid)?;

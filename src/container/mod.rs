@@ -101,12 +101,17 @@ impl Container {
 
     fn read_locked(store: &Store, id: &str, lock: Option<Lock>) -> Result<Self> {
         let dir = store.dir(id);
+        // A directory without a record, left by an lcr killed right after making it, is
+        // removed when nobody holds it: the container never existed.
+        if lock.is_none() && !dir.join(STATE_FILE).exists() && dir.exists() {
+            store.remove_if_abandoned(id);
+        }
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
                 _ => Error::Io {
                     context: format!("read {}", dir.join(name).display()),
-                    source: e,
+                    cause: e,
                 },
             })
         };

@@ -155,7 +155,7 @@ impl Store {
                     std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
                     _ => Error::Io {
                         context: format!("lock {}", dir.display()),
-                        source: e,
+                        cause: e,
                     },
                 })?;
             let locked = loop {
@@ -174,7 +174,7 @@ impl Store {
                     Err((_, e)) => {
                         return Err(Error::Sys {
                             context: format!("lock {}", dir.display()),
-                            source: e,
+                            cause: e,
                         })
                     }
                 }
@@ -198,7 +198,7 @@ impl Store {
     /// A directory without state.json whose lock nobody holds was left by an lcr killed
     /// between making it and recording the container (nothing else exists yet then):
     /// removed, so the id can be used again. Whether it was.
-    fn remove_if_abandoned(&self, id: &str) -> bool {
+    pub(crate) fn remove_if_abandoned(&self, id: &str) -> bool {
         let dir = self.dir(id);
         if dir.join(super::STATE_FILE).exists() {
             return false;

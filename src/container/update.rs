@@ -1,7 +1,8 @@
 use oci_spec::runtime::LinuxResources;
 
 use super::{Action, Container};
-use crate::{Error, Result};
+use crate::error::Context;
+use crate::Result;
 
 /// Applies new limits to the cgroup and records them in the container's config, so a later
 /// checkpoint and restore carries them. Fields absent from `res` keep their values.
@@ -9,19 +10,12 @@ pub fn update(c: &mut Container, res: &LinuxResources) -> Result<()> {
     c.allow(Action::Update)?;
     c.cgroup()?.set(res)?;
     let mut linux = c.spec.linux().clone().unwrap_or_default();
-    let old = serde_json::to_value(linux.resources().clone().unwrap_or_default());
-    let new = serde_json::to_value(res);
-    let (Ok(mut old), Ok(new)) = (old, new) else {
-        return Err(Error::Other {
-            context: "update".into(),
-            reason: "cannot encode resources".into(),
-        });
-    };
-    merge(&mut old, new);
-    let merged: LinuxResources = serde_json::from_value(old).map_err(|e| Error::Other {
-        context: "update".into(),
-        reason: e.to_string(),
-    })?;
+    let encode = || "update: encode resources".to_string();
+    let mut old =
+        serde_json::to_value(linux.resources().clone().unwrap_or_default()).ctx(encode)?;
+    merge(&mut old, serde_json::to_value(res).ctx(encode)?);
+    let merged: LinuxResources =
+        serde_json::from_value(old).ctx(|| "update: merge resources".into())?;
     linux.set_resources(Some(merged));
     c.spec.set_linux(Some(linux));
     c.save_spec()

@@ -8,12 +8,17 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::criu_image::{messages, Fields};
 use super::error::{ImageError, Result};
 use super::layout;
 use super::manifest::Manifest;
 use super::read::{read_archive, Flow, Input};
 use super::record::RECORD_FILE;
+use criu_images::core::{Core_entry, Task_kobj_ids_entry};
+use criu_images::fdinfo::{Fd_types, Fdinfo_entry, File_entry};
+use criu_images::pagemap::Pagemap_head;
+use criu_images::pstree::Pstree_entry;
+use criu_images::sk_inet::Inet_sk_entry;
+use protobuf::Message;
 
 /// The volumes' index, as image-directory names go.
 const VOLUMES_INDEX: &str = "volumes/index.json";
@@ -41,15 +46,15 @@ pub struct Process {
     pub files: Vec<OpenFile>,
 }
 
-/// CRIU's task states (criu/include/pid.h, compel's task-state.h); a zombie is dumped as
-/// TASK_DEAD. Zombies and helpers have no memory.
-pub(super) const TASK_ALIVE: u64 = 0x01;
-const TASK_DEAD: u64 = 0x02;
-pub(super) const TASK_STOPPED: u64 = 0x03;
-const TASK_ZOMBIE: u64 = 0x06;
-const TASK_HELPER: u64 = 0x80;
+/// CRIU's task states (criu/include/pid.h, compel's task-state.h; core.proto has them as a
+/// plain number); a zombie is dumped as TASK_DEAD. Zombies and helpers have no memory.
+pub(super) const TASK_ALIVE: u32 = 0x01;
+const TASK_DEAD: u32 = 0x02;
+pub(super) const TASK_STOPPED: u32 = 0x03;
+const TASK_ZOMBIE: u32 = 0x06;
+const TASK_HELPER: u32 = 0x80;
 
-fn state_name(s: u64) -> String {
+fn state_name(s: u32) -> String {
     match s {
         TASK_ALIVE => "alive",
         TASK_DEAD | TASK_ZOMBIE => "zombie",
@@ -199,9 +204,22 @@ impl Contents {
         self.small.get(RECORD_FILE).map(Vec::as_slice)
     }
 
-    pub(super) fn image(&self, name: &str) -> Option<Vec<Fields>> {
-        let img = self.small.get(name)?;
-        messages(img)?.into_iter().map(Fields::parse).collect()
+    /// The messages of a small image, decoded; `None` when it is absent or unreadable.
+    pub(super) fn image<M: Message>(&self, name: &str) -> Option<Vec<M>> {
+        criu_images::decode(self.small.get(name)?).ok()
+    }
+
+    /// The first message of a small image (the only one, or the head of the others).
+    pub(super) fn first<M: Message>(&self, name: &str) -> Option<M> {
+        criu_images::decode_one(self.small.get(name)?).ok()
+    }
+
+    pub(super) fn core(&self, pid: u32) -> Option<Core_entry> {
+        self.first(&format!("core-{pid}.img"))
+    }
+
+    pub(super) fn tree(&self) -> Option<Vec<Pstree_entry>> {
+        self.image("pstree.img")
     }
 
     /// The process tree (pstree.img), each with its command (core) and open files (fdinfo,
@@ -214,77 +232,77 @@ impl Contents {
             .and_then(|j| serde_json::from_slice::<super::record::Record>(j).ok())
             .map(|r| r.stdio.into_iter().map(|f| (f.key, f.path)).collect())
             .unwrap_or_default();
-        self.image("pstree.img")
+        let open_file = |fd: &Fdinfo_entry| {
+            let (kind, mut what, socket) = describe_fd(fd.type_(), files.get(&fd.id()));
+            // CRIU names the container's stdio by its key (`file[18:3]`); the record keeps
+            // the path it had.
+            if let Some(path) = external.get(&what) {
+                what = format!("{path} (the container's stdio, outside the image)");
+            }
+            OpenFile {
+                fd: fd.fd(),
+                kind,
+                what,
+                socket,
+            }
+        };
+        self.tree()
             .unwrap_or_default()
             .iter()
             .map(|p| {
-                let pid = p.u64(1) as u32;
-                let core = self.image(&format!("core-{pid}.img")).unwrap_or_default();
-                let core = core.first();
-                let tc = core.and_then(|c| c.message(3));
-                let command = tc.as_ref().and_then(|tc| tc.string(6)).unwrap_or_default();
-                let state = state_name(tc.as_ref().map_or(0, |tc| tc.u64(1)));
-                let files_id = self.files_id(pid);
-                let fds = files_id
-                    .and_then(|id| self.image(&format!("fdinfo-{id}.img")))
+                let pid = p.pid();
+                let tc = self.core(pid).and_then(|c| c.tc.into_option());
+                let command = tc
+                    .as_ref()
+                    .map(|tc| tc.comm().to_string())
+                    .unwrap_or_default();
+                let state = state_name(tc.as_ref().map_or(0, |tc| tc.task_state()));
+                let files: Vec<OpenFile> = self
+                    .files_id(pid)
+                    .and_then(|id| self.image::<Fdinfo_entry>(&format!("fdinfo-{id}.img")))
                     .unwrap_or_default()
                     .iter()
-                    .map(|fd| {
-                        let (kind, mut what, socket) =
-                            describe_fd(fd.u64(3), files.get(&fd.u64(1)));
-                        // CRIU names the container's stdio by its key (`file[18:3]`);
-                        // the record keeps the path it had.
-                        if let Some(path) = external.get(&what) {
-                            what = format!("{path} (the container's stdio, outside the image)");
-                        }
-                        OpenFile {
-                            fd: fd.u64(4) as u32,
-                            kind,
-                            what,
-                            socket,
-                        }
-                    })
+                    .map(open_file)
                     .collect();
                 Process {
                     pid,
-                    ppid: p.u64(2) as u32,
-                    pgid: p.u64(3) as u32,
-                    sid: p.u64(4) as u32,
+                    ppid: p.ppid(),
+                    pgid: p.pgid(),
+                    sid: p.sid(),
                     threads: if state == "zombie" {
                         Vec::new()
                     } else {
-                        p.varints(5).map(|t| t as u32).collect()
+                        p.threads.clone()
                     },
                     command,
                     state,
-                    files: fds,
+                    files,
                 }
             })
             .collect()
     }
 
     /// files.img by file id.
-    fn files(&self) -> BTreeMap<u64, Fields> {
-        self.image("files.img")
+    fn files(&self) -> BTreeMap<u32, File_entry> {
+        self.image::<File_entry>("files.img")
             .unwrap_or_default()
             .into_iter()
-            .map(|f| (f.u64(2), f))
+            .map(|f| (f.id(), f))
             .collect()
     }
 
-    /// A process's kernel-object and namespace ids (task_kobj_ids_entry): in ids-PID.img
-    /// (CRIU 4), or in its core image.
-    pub(super) fn task_ids(&self, pid: u32) -> Option<Fields> {
-        if let Some(ids) = self.image(&format!("ids-{pid}.img")) {
-            return ids.into_iter().next();
+    /// A process's kernel-object and namespace ids: in ids-PID.img (CRIU 4), or in its core
+    /// image.
+    pub(super) fn task_ids(&self, pid: u32) -> Option<Task_kobj_ids_entry> {
+        if let Some(ids) = self.first(&format!("ids-{pid}.img")) {
+            return Some(ids);
         }
-        let core = self.image(&format!("core-{pid}.img"))?;
-        core.into_iter().next()?.message(4)
+        self.core(pid)?.ids.into_option()
     }
 
     /// The id of a process's file table.
-    fn files_id(&self, pid: u32) -> Option<u64> {
-        self.task_ids(pid).map(|ids| ids.u64(2))
+    fn files_id(&self, pid: u32) -> Option<u32> {
+        self.task_ids(pid).map(|ids| ids.files_id())
     }
 
     /// The first file a restore needs that is missing or unreadable, if any.
@@ -294,115 +312,125 @@ impl Contents {
                 return Some(format!("{need} is missing"));
             }
         }
-        let tree = match self.image("pstree.img") {
+        let tree = match self.tree() {
             Some(t) if !t.is_empty() => t,
             _ => return Some("pstree.img is not a readable process tree".into()),
         };
-        for p in &tree {
-            let pid = p.u64(1);
-            let core = format!("core-{pid}.img");
+        tree.iter().find_map(|p| self.missing_for(p))
+    }
+
+    /// What a restore of process `p` needs and lacks: the cores of its threads, its memory
+    /// (mm, pagemap and the pages these name), its open files.
+    fn missing_for(&self, p: &Pstree_entry) -> Option<String> {
+        let pid = p.pid();
+        let core = format!("core-{pid}.img");
+        if !self.names.contains(&core) {
+            return Some(format!("{core} is missing (process {pid})"));
+        }
+        let state = self
+            .core(pid)
+            .and_then(|c| c.tc.into_option())
+            .map(|tc| tc.task_state());
+        if matches!(state, Some(TASK_DEAD | TASK_ZOMBIE | TASK_HELPER)) {
+            // A zombie or helper: no memory, no files, and no meaningful thread list.
+            return None;
+        }
+        for t in p.threads.iter().filter(|t| **t != pid) {
+            let core = format!("core-{t}.img");
             if !self.names.contains(&core) {
-                return Some(format!("{core} is missing (process {pid})"));
+                return Some(format!("{core} is missing (thread {t} of process {pid})"));
             }
-            let state = self
-                .image(&core)
-                .and_then(|c| c.first().and_then(|c| c.message(3)).map(|tc| tc.u64(1)));
-            if matches!(state, Some(TASK_DEAD | TASK_ZOMBIE | TASK_HELPER)) {
-                // A zombie or helper: no memory, no files, and no meaningful thread list.
-                continue;
+        }
+        for kind in ["mm", "pagemap"] {
+            let f = format!("{kind}-{pid}.img");
+            if !self.names.contains(&f) {
+                return Some(format!("{f} is missing (process {pid})"));
             }
-            for t in p.varints(5).filter(|t| *t != pid) {
-                let core = format!("core-{t}.img");
-                if !self.names.contains(&core) {
-                    return Some(format!("{core} is missing (thread {t} of process {pid})"));
-                }
-            }
-            for kind in ["mm", "pagemap"] {
-                let f = format!("{kind}-{pid}.img");
-                if !self.names.contains(&f) {
-                    return Some(format!("{f} is missing (process {pid})"));
-                }
-            }
-            let head = self.image(&format!("pagemap-{pid}.img"));
-            let Some(pages_id) = head.as_ref().and_then(|h| h.first()).map(|h| h.u64(1)) else {
-                return Some(format!("pagemap-{pid}.img is not readable"));
-            };
-            let pages = format!("pages-{pages_id}.img");
-            if !self.names.contains(&pages) {
-                return Some(format!("{pages} is missing (the memory of process {pid})"));
-            }
-            if let Some(id) = self.files_id(pid as u32) {
-                let f = format!("fdinfo-{id}.img");
-                if !self.names.contains(&f) {
-                    return Some(format!("{f} is missing (the open files of process {pid})"));
-                }
+        }
+        let Some(head) = self.first::<Pagemap_head>(&format!("pagemap-{pid}.img")) else {
+            return Some(format!("pagemap-{pid}.img is not readable"));
+        };
+        let pages = format!("pages-{}.img", head.pages_id());
+        if !self.names.contains(&pages) {
+            return Some(format!("{pages} is missing (the memory of process {pid})"));
+        }
+        if let Some(id) = self.files_id(pid) {
+            let f = format!("fdinfo-{id}.img");
+            if !self.names.contains(&f) {
+                return Some(format!("{f} is missing (the open files of process {pid})"));
             }
         }
         None
     }
 }
 
-/// An inet_sk_entry (sk-inet.proto).
-fn inet_socket(sk: &Fields) -> Socket {
+fn inet_socket(sk: &Inet_sk_entry) -> Socket {
     Socket {
-        protocol: match sk.u64(5) {
+        protocol: match sk.proto() {
             6 => "tcp".into(),
             17 => "udp".into(),
             n => format!("proto {n}"),
         },
-        local: address(sk.u64(3), &sk.varints(11).collect::<Vec<_>>(), sk.u64(7)),
-        remote: address(sk.u64(3), &sk.varints(12).collect::<Vec<_>>(), sk.u64(8)),
-        state: tcp_state(sk.u64(6)),
+        local: address(sk.family(), &sk.src_addr, sk.src_port()),
+        remote: address(sk.family(), &sk.dst_addr, sk.dst_port()),
+        state: tcp_state(sk.state()),
     }
 }
 
-/// A file's kind (fdinfo.proto's fd_types), what it is, and the socket an inet socket is.
-fn describe_fd(kind: u64, file: Option<&Fields>) -> (String, String, Option<Socket>) {
+/// A file's kind, what it is, and the socket an inet socket is.
+fn describe_fd(kind: Fd_types, file: Option<&File_entry>) -> (String, String, Option<Socket>) {
+    use Fd_types::*;
     let name = match kind {
-        1 => "file",
-        2 => "pipe",
-        3 => "fifo",
-        4 => "inet socket",
-        5 => "unix socket",
-        6 => "eventfd",
-        7 => "eventpoll",
-        8 => "inotify",
-        9 => "signalfd",
-        10 => "packet socket",
-        11 => "tty",
-        12 => "fanotify",
-        13 => "netlink socket",
-        14 => "namespace",
-        15 => "tun",
-        16 => "external",
-        17 => "timerfd",
-        18 => "memfd",
-        19 => "bpf map",
-        20 => "pidfd",
-        65534 => "controlling tty",
+        REG => "file",
+        PIPE => "pipe",
+        FIFO => "fifo",
+        INETSK => "inet socket",
+        UNIXSK => "unix socket",
+        EVENTFD => "eventfd",
+        EVENTPOLL => "eventpoll",
+        INOTIFY => "inotify",
+        SIGNALFD => "signalfd",
+        PACKETSK => "packet socket",
+        TTY => "tty",
+        FANOTIFY => "fanotify",
+        NETLINKSK => "netlink socket",
+        NS => "namespace",
+        TUNF => "tun",
+        EXT => "external",
+        TIMERFD => "timerfd",
+        MEMFD => "memfd",
+        BPFMAP => "bpf map",
+        PIDFD => "pidfd",
+        CTL_TTY => "controlling tty",
         _ => "other",
     };
-    let what = match (kind, file) {
-        (1, Some(f)) => f.message(3).and_then(|r| r.string(6)).unwrap_or_default(),
-        (2, Some(f)) => f
-            .message(18)
-            .map(|p| format!("pipe:[{}]", p.u64(2)))
+    let Some(f) = file else {
+        return (name.to_string(), String::new(), None);
+    };
+    let what = match kind {
+        REG => f.reg.name().to_string(),
+        PIPE => f
+            .pipe
+            .as_ref()
+            .map(|p| format!("pipe:[{}]", p.pipe_id()))
             .unwrap_or_default(),
-        (3, Some(f)) => f
-            .message(17)
-            .map(|p| format!("fifo:[{}]", p.u64(2)))
+        FIFO => f
+            .fifo
+            .as_ref()
+            .map(|p| format!("fifo:[{}]", p.pipe_id()))
             .unwrap_or_default(),
-        (4, Some(f)) => {
-            let socket = f.message(4).map(|sk| inet_socket(&sk));
+        INETSK => {
+            let socket = f.isk.as_ref().map(inet_socket);
             let what = socket
                 .as_ref()
                 .map(|s| format!("{} {} -> {} {}", s.protocol, s.local, s.remote, s.state))
                 .unwrap_or_default();
             return (name.to_string(), what, socket);
         }
-        (16, Some(f)) => f
-            .message(15)
-            .map(|e| format!("external {}", e.u64(1)))
+        EXT => f
+            .ext
+            .as_ref()
+            .map(|e| format!("external {}", e.id()))
             .unwrap_or_default(),
         _ => String::new(),
     };
@@ -410,11 +438,8 @@ fn describe_fd(kind: u64, file: Option<&Fields>) -> (String, String, Option<Sock
 }
 
 /// An address as CRIU saves it: the raw in_addr/in6_addr words, in memory order.
-fn address(family: u64, words: &[u64], port: u64) -> String {
-    let bytes: Vec<u8> = words
-        .iter()
-        .flat_map(|w| (*w as u32).to_le_bytes())
-        .collect();
+fn address(family: u32, words: &[u32], port: u32) -> String {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     match (family, bytes.len()) {
         (2, 4..) => format!(
             "{}:{port}",
@@ -432,7 +457,7 @@ fn address(family: u64, words: &[u64], port: u64) -> String {
     }
 }
 
-fn tcp_state(s: u64) -> String {
+fn tcp_state(s: u32) -> String {
     match s {
         1 => "ESTABLISHED",
         2 => "SYN_SENT",
@@ -452,58 +477,74 @@ fn tcp_state(s: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::criu_image::build::*;
     use super::*;
+    use criu_images::core::Task_core_entry;
+    use criu_images::framing::IMG_COMMON_MAGIC;
 
-    fn msg(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut m = Vec::new();
-        f(&mut m);
-        m
+    /// An image of `msgs` (the type magic does not matter to lcr).
+    fn image<M: Message>(msgs: &[M]) -> Vec<u8> {
+        criu_images::encode(&[IMG_COMMON_MAGIC, 0x5027_3030], msgs)
+    }
+
+    fn pstree(pid: u32, ppid: u32, threads: &[u32]) -> Pstree_entry {
+        let mut p = Pstree_entry::new();
+        p.set_pid(pid);
+        p.set_ppid(ppid);
+        p.threads = threads.to_vec();
+        p
+    }
+
+    fn core(state: u32, comm: Option<&str>, files_id: Option<u32>) -> Core_entry {
+        let mut tc = Task_core_entry::new();
+        tc.set_task_state(state);
+        if let Some(c) = comm {
+            tc.set_comm(c.into());
+        }
+        let mut core = Core_entry::new();
+        core.tc = Some(tc).into();
+        if let Some(id) = files_id {
+            let mut ids = Task_kobj_ids_entry::new();
+            ids.set_files_id(id);
+            core.ids = Some(ids).into();
+        }
+        core
     }
 
     /// A one-process checkpoint: pid 1 "sh" with fd 3 an established TCP socket.
     fn contents() -> Contents {
         let mut c = Contents::default();
-        let pstree = msg(|m| {
-            field_varint(1, 1, m);
-            field_varint(2, 0, m);
-            field_varint(5, 1, m);
-        });
-        let tc = msg(|m| {
-            field_varint(1, TASK_ALIVE, m);
-            field_bytes(6, b"sh", m);
-        });
-        let ids = msg(|m| field_varint(2, 7, m));
-        let core = msg(|m| {
-            field_varint(1, 1, m);
-            field_bytes(3, &tc, m);
-            field_bytes(4, &ids, m);
-        });
-        let fdinfo = msg(|m| {
-            field_varint(1, 42, m);
-            field_varint(3, 4, m);
-            field_varint(4, 3, m);
-        });
-        let sk = msg(|m| {
-            field_varint(3, 2, m);
-            field_varint(5, 6, m);
-            field_varint(6, 1, m);
-            field_varint(7, 5000, m);
-            field_varint(8, 40000, m);
-            field_varint(11, u64::from(u32::from_le_bytes([127, 0, 0, 1])), m);
-            field_varint(12, u64::from(u32::from_le_bytes([127, 0, 0, 2])), m);
-        });
-        let file = msg(|m| {
-            field_varint(1, 4, m);
-            field_varint(2, 42, m);
-            field_bytes(4, &sk, m);
-        });
-        let head = msg(|m| field_varint(1, 9, m));
-        c.add_small("pstree.img", image(&[pstree]));
-        c.add_small("core-1.img", image(&[core]));
+        let mut fdinfo = Fdinfo_entry::new();
+        fdinfo.set_id(42);
+        fdinfo.set_type(Fd_types::INETSK);
+        fdinfo.set_fd(3);
+        let mut sk = Inet_sk_entry::new();
+        sk.set_family(2);
+        sk.set_proto(6);
+        sk.set_state(1);
+        sk.set_src_port(5000);
+        sk.set_dst_port(40000);
+        sk.src_addr = vec![u32::from_le_bytes([127, 0, 0, 1])];
+        sk.dst_addr = vec![u32::from_le_bytes([127, 0, 0, 2])];
+        let mut file = File_entry::new();
+        file.set_type(Fd_types::INETSK);
+        file.set_id(42);
+        file.isk = Some(sk).into();
+        let mut head = Pagemap_head::new();
+        head.set_pages_id(9);
+        c.add_small("pstree.img", image(&[pstree(1, 0, &[1])]));
+        c.add_small(
+            "core-1.img",
+            image(&[core(TASK_ALIVE, Some("sh"), Some(7))]),
+        );
         c.add_small("fdinfo-7.img", image(&[fdinfo]));
         c.add_small("files.img", image(&[file]));
-        c.add_small("pagemap-1.img", image(&[head]));
+        // The head, then the entries, of another type (a vaddr no u32 holds).
+        let mut pagemap = image(&[head]);
+        let mut entry = criu_images::pagemap::Pagemap_entry::new();
+        entry.set_vaddr(0x7fff_0000_0000);
+        entry.set_nr_pages(4);
+        pagemap.extend(criu_images::encode(&[], &[entry]));
+        c.add_small("pagemap-1.img", pagemap);
         for n in [
             RECORD_FILE,
             "inventory.img",
@@ -541,18 +582,11 @@ mod tests {
     #[test]
     fn a_zombie_needs_no_memory_images() {
         let mut c = contents();
-        let pstree = msg(|m| {
-            field_varint(1, 1, m);
-            field_varint(5, 1, m);
-        });
-        let zombie = msg(|m| {
-            field_varint(1, 5, m);
-            field_varint(2, 1, m);
-        });
-        let tc = msg(|m| field_varint(1, TASK_DEAD, m));
-        let core = msg(|m| field_bytes(3, &tc, m));
-        c.add_small("pstree.img", image(&[pstree, zombie]));
-        c.add_small("core-5.img", image(&[core]));
+        c.add_small(
+            "pstree.img",
+            image(&[pstree(1, 0, &[1]), pstree(5, 1, &[])]),
+        );
+        c.add_small("core-5.img", image(&[core(TASK_DEAD, None, None)]));
         c.add_name("core-5.img");
         assert_eq!(c.missing(), None);
         assert_eq!(c.processes()[1].state, "zombie");
@@ -560,12 +594,10 @@ mod tests {
         assert!(c.missing().unwrap().starts_with("core-5.img is missing"));
         // A zombie's thread list is whatever CRIU left there.
         c.add_name("core-5.img");
-        let zombie = msg(|m| {
-            field_varint(1, 5, m);
-            field_varint(5, 3_076_422_032, m);
-        });
-        let pstree = msg(|m| field_varint(1, 1, m));
-        c.add_small("pstree.img", image(&[pstree, zombie]));
+        c.add_small(
+            "pstree.img",
+            image(&[pstree(1, 0, &[]), pstree(5, 0, &[3_076_422_032])]),
+        );
         assert_eq!(c.missing(), None);
     }
 

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 /// and, where there is one, the entry at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: {context}: {source}")]
+    // The io error's text is part of the message, so it is not also returned as `source`.
+    #[error("{path}: {context}: {cause}")]
     Io {
         path: PathBuf,
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// Input that is refused on purpose: unsafe, unexpected or inconsistent with the manifest.
@@ -41,10 +41,10 @@ impl ImageError {
         context: impl Into<String>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let (path, context) = (path.into(), context.into());
-        move |source| ImageError::Io {
+        move |cause| ImageError::Io {
             path,
             context,
-            source,
+            cause,
         }
     }
 }

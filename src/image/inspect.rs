@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::contents::{connections, Connection, Contents, Process};
 use super::error::{ImageError, Result};
-use super::isolation::Isolation;
+use super::isolation::{Isolation, ThreadCreds};
 use super::layout;
 use super::manifest::{Manifest, Origin, Summary};
 use super::read::Input;
@@ -111,10 +111,19 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
-/// The human-readable form.
+/// The human-readable form: the summary, then the mounts, the processes with their files,
+/// and the connections.
 pub fn render(i: &Inspection) -> String {
-    let c = &i.container;
     let mut s = String::new();
+    render_summary(i, &mut s);
+    render_mounts(&i.container, &mut s);
+    render_processes(&i.processes, &mut s);
+    render_connections(&i.connections, &mut s);
+    s
+}
+
+fn render_summary(i: &Inspection, s: &mut String) {
+    let c = &i.container;
     let mut line = |k: &str, v: String| {
         let _ = writeln!(s, "{k:<14}{v}");
     };
@@ -146,22 +155,7 @@ pub fn render(i: &Inspection) -> String {
                 ),
             );
             if let Some(t) = iso.threads.first() {
-                line(
-                    "Credentials",
-                    format!(
-                        "pid {}: uid {} gid {}, effective capabilities: {}, seccomp {}, no_new_privs {}",
-                        t.pid,
-                        t.uids[1],
-                        t.gids[1],
-                        list_or_none(&crate::security::capability_names(t.effective)),
-                        match t.seccomp_mode {
-                            0 => "none",
-                            1 => "strict",
-                            _ => "filter",
-                        },
-                        if t.no_new_privs { "on" } else { "off" }
-                    ),
-                );
+                line("Credentials", credentials(t));
             }
         }
         None => line(
@@ -177,73 +171,87 @@ pub fn render(i: &Inspection) -> String {
         line("Limits", serde_json::to_string(l).unwrap_or_default());
     }
     line("Memory dumped", c.memory_dumped.map_or("-".into(), size));
+    let checksums = if i.manifest {
+        ", with checksums"
+    } else {
+        ", no manifest (checksums unknown)"
+    };
     line(
         "Contents",
-        format!(
-            "{} files, {}{}",
-            i.files,
-            size(i.bytes),
-            if i.manifest {
-                ", with checksums"
-            } else {
-                ", no manifest (checksums unknown)"
-            }
-        ),
+        format!("{} files, {}{checksums}", i.files, size(i.bytes)),
     );
     line(
         "Rootfs diff",
-        if c.rootfs_diff {
-            "yes".into()
-        } else {
-            "no".into()
-        },
+        if c.rootfs_diff { "yes" } else { "no" }.into(),
     );
     if !c.volumes.is_empty() {
         line("Volumes", c.volumes.join(", "));
     }
+}
+
+/// What the first thread of the init runs with, as the images say.
+fn credentials(t: &ThreadCreds) -> String {
+    format!(
+        "pid {}: uid {} gid {}, effective capabilities: {}, seccomp {}, no_new_privs {}",
+        t.pid,
+        t.uids[1],
+        t.gids[1],
+        list_or_none(&crate::security::capability_names(t.effective)),
+        match t.seccomp_mode {
+            0 => "none",
+            1 => "strict",
+            _ => "filter",
+        },
+        if t.no_new_privs { "on" } else { "off" }
+    )
+}
+
+fn render_mounts(c: &Summary, s: &mut String) {
     let _ = writeln!(s, "Mounts");
     for m in &c.mounts {
         let _ = writeln!(s, "  {:<20} {:<8} {}", m.destination, m.kind, m.source);
     }
+}
+
+fn render_processes(processes: &[Process], s: &mut String) {
     let _ = writeln!(s, "Processes");
     let _ = writeln!(
         s,
         "  {:>7} {:>7} {:>7} {:>7}  COMMAND",
         "PID", "PPID", "PGID", "SID"
     );
-    for p in &i.processes {
+    for p in processes {
+        let state = if p.state == "alive" {
+            String::new()
+        } else {
+            format!(" ({})", p.state)
+        };
+        let threads = if p.threads.len() > 1 {
+            format!(" ({} threads)", p.threads.len())
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "  {:>7} {:>7} {:>7} {:>7}  {}{}{}",
-            p.pid,
-            p.ppid,
-            p.pgid,
-            p.sid,
-            p.command,
-            if p.state == "alive" {
-                String::new()
-            } else {
-                format!(" ({})", p.state)
-            },
-            if p.threads.len() > 1 {
-                format!(" ({} threads)", p.threads.len())
-            } else {
-                String::new()
-            }
+            "  {:>7} {:>7} {:>7} {:>7}  {}{state}{threads}",
+            p.pid, p.ppid, p.pgid, p.sid, p.command,
         );
         for f in &p.files {
             let _ = writeln!(s, "  {:>16} fd {:<4} {:<14} {}", "", f.fd, f.kind, f.what);
         }
     }
-    if !i.connections.is_empty() {
-        let _ = writeln!(s, "Connections");
-        for t in &i.connections {
-            let _ = writeln!(
-                s,
-                "  {} {} -> {} {} (pid {} fd {})",
-                t.socket.protocol, t.socket.local, t.socket.remote, t.socket.state, t.pid, t.fd
-            );
-        }
+}
+
+fn render_connections(connections: &[Connection], s: &mut String) {
+    if connections.is_empty() {
+        return;
     }
-    s
+    let _ = writeln!(s, "Connections");
+    for t in connections {
+        let _ = writeln!(
+            s,
+            "  {} {} -> {} {} (pid {} fd {})",
+            t.socket.protocol, t.socket.local, t.socket.remote, t.socket.state, t.pid, t.fd
+        );
+    }
 }

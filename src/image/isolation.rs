@@ -5,19 +5,27 @@
 
 use serde::Serialize;
 
-use super::contents::Contents;
-use super::criu_image::Fields;
+use criu_images::core::{Core_entry, Seccomp_mode, Task_kobj_ids_entry};
+use criu_images::creds::Creds_entry;
+use criu_images::inventory::Inventory_entry;
+use criu_images::seccomp::{Seccomp_entry, Seccomp_filter};
 
-/// Namespace kinds by their field in task_kobj_ids_entry (core.proto), with OCI's names.
-const NAMESPACES: [(u32, &str); 8] = [
-    (5, "pid"),
-    (6, "network"),
-    (7, "ipc"),
-    (8, "uts"),
-    (9, "mount"),
-    (10, "user"),
-    (11, "cgroup"),
-    (12, "time"),
+use super::contents::Contents;
+
+/// A namespace id of task_kobj_ids_entry (core.proto); `None` when absent (proto2 optional:
+/// absent is not 0).
+type NsId = fn(&Task_kobj_ids_entry) -> Option<u32>;
+
+/// Namespace kinds by their id in task_kobj_ids_entry, with OCI's names.
+const NAMESPACES: [(NsId, &str); 8] = [
+    (|i| i.pid_ns_id, "pid"),
+    (|i| i.net_ns_id, "network"),
+    (|i| i.ipc_ns_id, "ipc"),
+    (|i| i.uts_ns_id, "uts"),
+    (|i| i.mnt_ns_id, "mount"),
+    (|i| i.user_ns_id, "user"),
+    (|i| i.cgroup_ns_id, "cgroup"),
+    (|i| i.time_ns_id, "time"),
 ];
 
 /// SECCOMP_MODE_* (core.proto's seccomp_mode).
@@ -60,53 +68,46 @@ pub struct Isolation {
 impl Isolation {
     /// Reads inventory, pstree, ids and core images. `Err` says which image is unreadable.
     pub fn from_contents(c: &Contents) -> Result<Self, String> {
-        let inventory = c
-            .image("inventory.img")
-            .and_then(|i| i.into_iter().next())
+        let inventory: Inventory_entry = c
+            .first("inventory.img")
             .ok_or("inventory.img is not readable")?;
         let root_ids = inventory
-            .message(3)
+            .root_ids
+            .into_option()
             .ok_or("inventory.img names no namespaces of the dumping host (root_ids)")?;
         let tree = c
-            .image("pstree.img")
+            .tree()
             .filter(|t| !t.is_empty())
             .ok_or("pstree.img is not a readable process tree")?;
         // seccomp.img: every filter program, each naming the one loaded before it.
-        let filters: Vec<Fields> = c
-            .image("seccomp.img")
-            .and_then(|v| v.into_iter().next())
-            .map(|entry| entry.all_bytes(1).filter_map(Fields::parse).collect())
+        let filters: Vec<Seccomp_filter> = c
+            .first::<Seccomp_entry>("seccomp.img")
+            .map(|e| e.seccomp_filters)
             .unwrap_or_default();
         let mut iso = Isolation::default();
         let mut host = std::collections::BTreeSet::new();
         for p in &tree {
-            let pid = p.u64(1) as u32;
+            let pid = p.pid();
             let core = c
-                .image(&format!("core-{pid}.img"))
-                .and_then(|v| v.into_iter().next())
+                .core(pid)
                 .ok_or(format!("core-{pid}.img is not readable"))?;
-            let state = core.message(3).map_or(0, |tc| tc.u64(1));
+            let state = core.tc.as_ref().map_or(0, |tc| tc.task_state());
             if state != super::contents::TASK_ALIVE && state != super::contents::TASK_STOPPED {
                 continue; // zombies and helpers run nothing
             }
             let ids = c.task_ids(pid).ok_or(format!(
                 "the namespace ids of process {pid} are not readable"
             ))?;
-            for (field, name) in NAMESPACES {
-                let (Some(mine), Some(hosts)) = (present(&ids, field), present(&root_ids, field))
-                else {
-                    continue;
-                };
-                if mine == hosts {
+            for (id, name) in NAMESPACES {
+                if id(&ids).is_some() && id(&ids) == id(&root_ids) {
                     host.insert(name);
                 }
             }
-            for tid in p.varints(5).map(|t| t as u32) {
+            for &tid in &p.threads {
                 let tcore = if tid == pid {
                     Some(core.clone())
                 } else {
-                    c.image(&format!("core-{tid}.img"))
-                        .and_then(|v| v.into_iter().next())
+                    c.core(tid)
                 };
                 let tcore = tcore.ok_or(format!("core-{tid}.img is not readable"))?;
                 let mut t = thread_creds(pid, tid, &tcore)?;
@@ -114,8 +115,8 @@ impl Isolation {
                 iso.threads.push(t);
             }
         }
-        for (field, name) in NAMESPACES {
-            if present(&root_ids, field).is_none() {
+        for (id, name) in NAMESPACES {
+            if id(&root_ids).is_none() {
                 continue;
             }
             if host.contains(name) {
@@ -128,14 +129,32 @@ impl Isolation {
     }
 }
 
+/// A thread's seccomp mode and the index of its last filter: from its thread core, or (CRIU
+/// before 3.x) from the task core.
+fn seccomp_of(core: &Core_entry) -> (u64, Option<u32>) {
+    let mode = |m: Option<protobuf::EnumOrUnknown<Seccomp_mode>>| m.map(|m| m.value() as u64);
+    match core.thread_core.as_ref() {
+        Some(t) if t.seccomp_mode.is_some() => {
+            (mode(t.seccomp_mode).unwrap_or(0), t.seccomp_filter)
+        }
+        _ => {
+            let tc = core.tc.as_ref();
+            (
+                mode(tc.and_then(|tc| tc.old_seccomp_mode)).unwrap_or(0),
+                tc.and_then(|tc| tc.old_seccomp_filter),
+            )
+        }
+    }
+}
+
 /// The digests of a thread's filter programs: from the one its core names, back along `prev`.
-fn filter_chain(filters: &[Fields], core: &Fields, tid: u32) -> Result<Vec<String>, String> {
+fn filter_chain(
+    filters: &[Seccomp_filter],
+    core: &Core_entry,
+    tid: u32,
+) -> Result<Vec<String>, String> {
     use sha2::{Digest, Sha256};
-    let Some(thread) = core.message(5) else {
-        return Ok(Vec::new());
-    };
-    let mode = present(&thread, 11).unwrap_or(0);
-    let mut at = match (mode, present(&thread, 12)) {
+    let mut at = match seccomp_of(core) {
         (SECCOMP_FILTER, Some(i)) => i as usize,
         _ => return Ok(Vec::new()),
     };
@@ -144,124 +163,133 @@ fn filter_chain(filters: &[Fields], core: &Fields, tid: u32) -> Result<Vec<Strin
         let f = filters.get(at).ok_or(format!(
             "core-{tid}.img names seccomp filter {at}, which seccomp.img lacks"
         ))?;
-        let prog = f.bytes(1).unwrap_or_default();
         chain.push(
-            Sha256::digest(prog)
+            Sha256::digest(f.filter())
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
         );
-        match present(f, 2) {
-            Some(prev) if chain.len() < filters.len() => at = prev as usize,
-            Some(_) => return Err("seccomp.img: its filters' prev links loop".into()),
+        match f.prev {
+            Some(_) if chain.len() >= filters.len() => {
+                return Err("seccomp.img: its filters' prev links loop".into())
+            }
+            Some(prev) => at = prev as usize,
             None => return Ok(chain),
         }
     }
 }
 
-/// A varint field that is present (proto2 optional: absent is not 0).
-fn present(f: &Fields, n: u32) -> Option<u64> {
-    f.varints(n).next()
-}
-
-fn mask(words: impl Iterator<Item = u64>) -> u64 {
+/// A capability set as a bit mask (bit N = capability N) from CRIU's 32-bit words.
+fn mask(words: &[u32]) -> u64 {
     words
+        .iter()
         .take(2)
         .enumerate()
-        .fold(0, |m, (i, w)| m | ((w & 0xffff_ffff) << (32 * i)))
+        .fold(0, |m, (i, w)| m | (u64::from(*w) << (32 * i)))
 }
 
-fn thread_creds(pid: u32, tid: u32, core: &Fields) -> Result<ThreadCreds, String> {
+fn thread_creds(pid: u32, tid: u32, core: &Core_entry) -> Result<ThreadCreds, String> {
     let thread = core
-        .message(5)
+        .thread_core
+        .as_ref()
         .ok_or(format!("core-{tid}.img has no thread_core"))?;
-    let creds = thread
-        .message(10)
+    let creds: &Creds_entry = thread
+        .creds
+        .as_ref()
         .ok_or(format!("core-{tid}.img has no credentials"))?;
-    let four = |a, b, c, d| [a, b, c, d].map(|n| creds.u64(n) as u32);
-    // CRIU before 3.x kept the seccomp mode in task_core; take it from there when the
-    // thread has none.
-    let seccomp_mode = present(&thread, 11)
-        .or_else(|| core.message(3).and_then(|tc| present(&tc, 11)))
-        .unwrap_or(0);
     Ok(ThreadCreds {
         pid,
         tid,
-        uids: four(1, 3, 5, 7),
-        gids: four(2, 4, 6, 8),
-        inheritable: mask(creds.varints(9)),
-        permitted: mask(creds.varints(10)),
-        effective: mask(creds.varints(11)),
-        bounding: mask(creds.varints(12)),
-        ambient: mask(creds.varints(19)),
-        seccomp_mode,
+        uids: [creds.uid(), creds.euid(), creds.suid(), creds.fsuid()],
+        gids: [creds.gid(), creds.egid(), creds.sgid(), creds.fsgid()],
+        inheritable: mask(&creds.cap_inh),
+        permitted: mask(&creds.cap_prm),
+        effective: mask(&creds.cap_eff),
+        bounding: mask(&creds.cap_bnd),
+        ambient: mask(&creds.cap_amb),
+        seccomp_mode: seccomp_of(core).0,
         seccomp_filters: Vec::new(),
-        no_new_privs: creds.u64(18) != 0,
+        no_new_privs: creds.no_new_privs() != 0,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::criu_image::build::*;
     use super::*;
+    use criu_images::core::{Task_core_entry, Thread_core_entry};
+    use criu_images::framing::{IMG_COMMON_MAGIC, INVENTORY_MAGIC};
+    use criu_images::pstree::Pstree_entry;
+    use protobuf::Message;
 
-    fn msg(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut m = Vec::new();
-        f(&mut m);
-        m
+    fn image<M: Message>(msgs: &[M]) -> Vec<u8> {
+        criu_images::encode(&[IMG_COMMON_MAGIC, 0x5027_3030], msgs)
     }
 
-    /// One process (pid 1) with `ids` (field, value) and credentials `creds`.
-    fn contents(root: &[(u32, u64)], ids: &[(u32, u64)], creds: Vec<u8>, seccomp: u64) -> Contents {
+    /// Ids with the namespaces pid, net and ipc set as given.
+    fn kobj(pid: u32, net: u32, ipc: u32) -> Task_kobj_ids_entry {
+        let mut ids = Task_kobj_ids_entry::new();
+        ids.set_pid_ns_id(pid);
+        ids.set_net_ns_id(net);
+        ids.set_ipc_ns_id(ipc);
+        ids
+    }
+
+    /// One process (pid 1) with `ids` and credentials `creds`.
+    fn contents(
+        root: Task_kobj_ids_entry,
+        ids: Task_kobj_ids_entry,
+        creds: Creds_entry,
+        seccomp: Seccomp_mode,
+    ) -> Contents {
         let mut c = Contents::default();
-        let kobj = |v: &[(u32, u64)]| {
-            msg(|m| {
-                for (n, x) in v {
-                    field_varint(*n, *x, m);
-                }
-            })
-        };
-        let inv = msg(|m| {
-            field_varint(1, 2, m);
-            field_bytes(3, &kobj(root), m);
-        });
-        c.add_small("inventory.img", inventory(&inv));
-        let pstree = msg(|m| {
-            field_varint(1, 1, m);
-            field_varint(5, 1, m);
-        });
-        c.add_small("pstree.img", image(&[pstree]));
-        c.add_small("ids-1.img", image(&[kobj(ids)]));
-        let tc = msg(|m| field_varint(1, super::super::contents::TASK_ALIVE, m));
-        let thread = msg(|m| {
-            field_bytes(10, &creds, m);
-            field_varint(11, seccomp, m);
-        });
-        let core = msg(|m| {
-            field_varint(1, 1, m);
-            field_bytes(3, &tc, m);
-            field_bytes(5, &thread, m);
-        });
+        let mut inv = Inventory_entry::new();
+        inv.set_img_version(2);
+        inv.root_ids = Some(root).into();
+        c.add_small(
+            "inventory.img",
+            criu_images::encode(&[INVENTORY_MAGIC], &[inv]),
+        );
+        let mut p = Pstree_entry::new();
+        p.set_pid(1);
+        p.threads = vec![1];
+        c.add_small("pstree.img", image(&[p]));
+        c.add_small("ids-1.img", image(&[ids]));
+        let mut tc = Task_core_entry::new();
+        tc.set_task_state(super::super::contents::TASK_ALIVE);
+        let mut thread = Thread_core_entry::new();
+        thread.creds = Some(creds).into();
+        thread.set_seccomp_mode(seccomp);
+        let mut core = Core_entry::new();
+        core.tc = Some(tc).into();
+        core.thread_core = Some(thread).into();
         c.add_small("core-1.img", image(&[core]));
         c
     }
 
-    fn creds(uid: u64, eff_lo: u64, eff_hi: u64) -> Vec<u8> {
-        msg(|m| {
-            for n in 1..=8 {
-                field_varint(n, uid, m);
-            }
-            field_varint(11, eff_lo, m);
-            field_varint(11, eff_hi, m);
-            field_varint(18, 1, m);
-        })
+    fn creds(uid: u32, eff_lo: u32, eff_hi: u32) -> Creds_entry {
+        let mut c = Creds_entry::new();
+        c.set_uid(uid);
+        c.set_euid(uid);
+        c.set_suid(uid);
+        c.set_fsuid(uid);
+        c.set_gid(uid);
+        c.set_egid(uid);
+        c.set_sgid(uid);
+        c.set_fsgid(uid);
+        c.cap_eff = vec![eff_lo, eff_hi];
+        c.set_no_new_privs(1);
+        c
     }
 
     #[test]
     fn namespaces_shared_with_the_dumping_host_are_told_apart() {
         // pid and net of its own; ipc the host's.
-        let root = [(5, 1), (6, 2), (7, 3)];
-        let c = contents(&root, &[(5, 10), (6, 11), (7, 3)], creds(0, 0x1f, 0x1), 2);
+        let c = contents(
+            kobj(1, 2, 3),
+            kobj(10, 11, 3),
+            creds(0, 0x1f, 0x1),
+            Seccomp_mode::filter,
+        );
         let iso = Isolation::from_contents(&c).unwrap();
         assert_eq!(iso.own_namespaces, vec!["pid", "network"]);
         assert_eq!(iso.host_namespaces, vec!["ipc"]);
@@ -274,7 +302,12 @@ mod tests {
 
     #[test]
     fn unreadable_images_are_named() {
-        let mut c = contents(&[(5, 1)], &[(5, 2)], creds(0, 0, 0), 0);
+        let mut c = contents(
+            kobj(1, 0, 0),
+            kobj(2, 0, 0),
+            creds(0, 0, 0),
+            Seccomp_mode::disabled,
+        );
         c.add_small("core-1.img", vec![1, 2, 3]);
         let e = Isolation::from_contents(&c).unwrap_err();
         assert!(e.contains("core-1.img"), "{e}");

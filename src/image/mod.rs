@@ -4,7 +4,6 @@
 
 pub mod compression;
 mod contents;
-pub mod criu_image;
 mod digest;
 mod error;
 mod inspect;

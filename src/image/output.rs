@@ -1,6 +1,6 @@
 //! Where an archive is written: a file that appears under its name only once complete (an
 //! unnamed O_TMPFILE in the target directory, linked in at the end; mode 0600 because it holds
-//! process memory), or standard output.
+//! process memory), standard output, or any stream (a pipe, a socket).
 
 use std::fs::File;
 use std::io::Write;
@@ -13,6 +13,11 @@ use super::error::{ImageError, Result};
 pub enum Output {
     File(ArchiveFile),
     Stdout(std::io::Stdout),
+    /// A stream the caller opened (a pipe, a socket), named by `label` in errors.
+    Stream {
+        label: String,
+        writer: Box<dyn Write + Send>,
+    },
 }
 
 impl Output {
@@ -36,6 +41,7 @@ impl Output {
         match self {
             Output::File(f) => f.path.display().to_string(),
             Output::Stdout(_) => "standard output".into(),
+            Output::Stream { label, .. } => label.clone(),
         }
     }
 
@@ -46,6 +52,9 @@ impl Output {
             Output::Stdout(mut s) => s
                 .flush()
                 .map_err(ImageError::io("-", "flush standard output")),
+            Output::Stream { label, mut writer } => {
+                writer.flush().map_err(ImageError::io(label, "flush"))
+            }
         }
     }
 }
@@ -55,6 +64,7 @@ impl Write for Output {
         match self {
             Output::File(f) => f.file.write(buf),
             Output::Stdout(s) => s.write(buf),
+            Output::Stream { writer, .. } => writer.write(buf),
         }
     }
 
@@ -62,6 +72,7 @@ impl Write for Output {
         match self {
             Output::File(f) => f.file.flush(),
             Output::Stdout(s) => s.flush(),
+            Output::Stream { writer, .. } => writer.flush(),
         }
     }
 }
@@ -129,7 +140,7 @@ impl ArchiveFile {
             Err(e) => Err(ImageError::Io {
                 path: path.to_path_buf(),
                 context: format!("create in {}", dir.display()),
-                source: e,
+                cause: e,
             }),
         }
     }
@@ -165,21 +176,21 @@ impl ArchiveFile {
                 link(&tmp).map_err(|e| ImageError::Io {
                     path: tmp.clone(),
                     context: "link the archive".into(),
-                    source: e.into(),
+                    cause: e.into(),
                 })?;
                 std::fs::rename(&tmp, &path).map_err(|e| {
                     let _ = std::fs::remove_file(&tmp);
                     ImageError::Io {
                         path: path.clone(),
                         context: "rename into place".into(),
-                        source: e,
+                        cause: e,
                     }
                 })
             }
             Err(e) => Err(ImageError::Io {
                 path,
                 context: "link the archive into place".into(),
-                source: e.into(),
+                cause: e.into(),
             }),
         }
     }

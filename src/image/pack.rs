@@ -214,13 +214,62 @@ pub fn manifest_of(dir: &Path, record: &Record) -> Result<Manifest> {
     Ok(manifest_for(record, dir, entries))
 }
 
+/// One entry of an archive after its manifest: its name and bytes, and the mapping they come
+/// from (released as they are hashed and written, so a large checkpoint is not held in
+/// memory twice).
+struct Part<'a> {
+    name: String,
+    data: &'a [u8],
+    map: Option<&'a Mapped>,
+}
+
+impl Part<'_> {
+    fn release(&self, range: std::ops::Range<usize>) {
+        if let Some(m) = self.map {
+            m.release(range);
+        }
+    }
+}
+
 /// Writes the checkpoint in `dir` as an archive to `out`; returns the manifest and `out`.
+/// The phases: the record → the files mapped → their checksums (in parallel) → the manifest
+/// → the archive, manifest first.
 pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, W)> {
+    let record = packable_record(dir)?;
+    let sources = scan(dir)?;
+    let maps = sources
+        .iter()
+        .map(|s| Mapped::open(&s.path, s.size))
+        .collect::<Result<Vec<_>>>()?;
+    let generated = [
+        (layout::CONFIG_DUMP, config_dump(&record)),
+        (layout::SPEC_DUMP, spec_dump(&record)),
+    ];
+    let mut parts: Vec<Part> = generated
+        .iter()
+        .map(|(n, d)| Part {
+            name: n.to_string(),
+            data: d.as_slice(),
+            map: None,
+        })
+        .collect();
+    parts.extend(sources.iter().zip(&maps).map(|(s, m)| Part {
+        name: layout::archive_name(&s.rel),
+        data: m.bytes(),
+        map: Some(m),
+    }));
+    let manifest = manifest_for(&record, dir, checksums(&parts));
+    let out = write_archive(out, &manifest, &parts, opts)?;
+    Ok((manifest, out))
+}
+
+/// The record of a checkpoint that can be packed (not a pre-dump).
+fn packable_record(dir: &Path) -> Result<Record> {
     let label = dir.display().to_string();
     let record = Record::read(dir).map_err(|e| ImageError::Broken {
         archive: label.clone(),
         reason: match e {
-            crate::Error::Other { reason, .. } => reason,
+            crate::Error::NotACheckpoint { reason, .. } => reason,
             other => other.to_string(),
         },
     })?;
@@ -230,51 +279,37 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
             reason: "this is a pre-dump (memory only, not restorable on its own): pack the final checkpoint".into(),
         });
     }
-    let sources = scan(dir)?;
-    let maps = sources
-        .iter()
-        .map(|s| Mapped::open(&s.path, s.size))
-        .collect::<Result<Vec<_>>>()?;
-    let slices: Vec<&[u8]> = maps.iter().map(Mapped::bytes).collect();
-    let generated = [
-        (layout::CONFIG_DUMP, config_dump(&record)),
-        (layout::SPEC_DUMP, spec_dump(&record)),
-    ];
-    // Every entry after the manifest: name, bytes, and the mapping they come from.
-    let mut all: Vec<(String, &[u8], Option<&Mapped>)> = generated
-        .iter()
-        .map(|(n, d)| (n.to_string(), d.as_slice(), None))
-        .collect();
-    all.extend(
-        sources
-            .iter()
-            .zip(&slices)
-            .zip(&maps)
-            .map(|((s, d), m)| (layout::archive_name(&s.rel), *d, Some(m))),
-    );
-    let release = |i: usize, r: std::ops::Range<usize>| {
-        if let Some(m) = all[i].2 {
-            m.release(r);
-        }
-    };
-    let data: Vec<&[u8]> = all.iter().map(|(_, d, _)| *d).collect();
+    Ok(record)
+}
+
+/// The manifest's entries: each part's name, size and SHA-256, hashed on every core.
+fn checksums(parts: &[Part]) -> Vec<Entry> {
+    let data: Vec<&[u8]> = parts.iter().map(|p| p.data).collect();
     let sums = digest::hex_all(
         &data,
         std::thread::available_parallelism().map_or(2, |n| n.get()),
-        &release,
+        &|i: usize, r: std::ops::Range<usize>| parts[i].release(r),
     );
-    let entries = all
+    parts
         .iter()
-        .zip(&sums)
-        .map(|((name, d, _), sum)| Entry {
-            name: name.clone(),
-            size: d.len() as u64,
-            sha256: sum.clone(),
+        .zip(sums)
+        .map(|(p, sha256)| Entry {
+            name: p.name.clone(),
+            size: p.data.len() as u64,
+            sha256,
         })
-        .collect();
-    let manifest = manifest_for(&record, dir, entries);
-    let manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        .collect()
+}
 
+/// The archive: the manifest, then each directory's entry before its first file, then the
+/// parts, compressed.
+fn write_archive<W: Write>(
+    out: W,
+    manifest: &Manifest,
+    parts: &[Part],
+    opts: &PackOpts,
+) -> Result<W> {
+    let manifest_json = serde_json::to_vec_pretty(manifest).unwrap_or_default();
     let progress = Progress::new("export", Some(manifest.total_size()), opts.quiet)
         .with_cancel(opts.cancel.clone());
     let dest = opts.destination.as_str();
@@ -288,25 +323,29 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
     let mtime = chrono::Utc::now().timestamp().max(0) as u64;
     append_file(&mut tar, layout::MANIFEST, &manifest_json, mtime)
         .map_err(write_err(layout::MANIFEST))?;
-    // Each directory gets an entry of its own before its first file (checkpointctl needs
-    // `checkpoint/` as one).
+    // checkpointctl needs `checkpoint/` as an entry of its own.
     let mut dirs_written: Vec<&str> = Vec::new();
-    for (i, (name, d, _)) in all.iter().enumerate() {
-        if let Some((parent, _)) = name.split_once('/') {
+    for part in parts {
+        if let Some((parent, _)) = part.name.split_once('/') {
             if !dirs_written.contains(&parent) {
                 append_dir(&mut tar, parent, mtime).map_err(write_err(parent))?;
                 dirs_written.push(parent);
             }
         }
-        let mut h = header(tar::EntryType::Regular, d.len() as u64, 0o600, mtime);
-        let done = |r| release(i, r);
+        let mut h = header(
+            tar::EntryType::Regular,
+            part.data.len() as u64,
+            0o600,
+            mtime,
+        );
+        let done = |r| part.release(r);
         let reader = WindowReader {
-            data: d,
+            data: part.data,
             at: 0,
             release: &done,
         };
-        tar.append_data(&mut h, name, reader)
-            .map_err(write_err(name))?;
+        tar.append_data(&mut h, &part.name, reader)
+            .map_err(write_err(&part.name))?;
     }
     let counting = tar.into_inner().map_err(write_err("(end of archive)"))?;
     let out = counting
@@ -314,7 +353,7 @@ pub fn pack<W: Write>(dir: &Path, out: W, opts: &PackOpts) -> Result<(Manifest, 
         .finish()
         .map_err(write_err("(end of compression)"))?;
     progress.finish();
-    Ok((manifest, out))
+    Ok(out)
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {

@@ -46,6 +46,41 @@ pub struct Record {
     /// dump never finished, and its container may still be running.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub provisional: bool,
+    /// The init that was dumped, as this host knew it: a restore on the same host refuses the
+    /// images while that process still runs and was meant to end with the checkpoint (an lcr
+    /// killed between CRIU's `post-dump` and the end of the dump leaves both behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitProcess>,
+}
+
+/// A process named so that it cannot be mistaken for another: pid, start time and boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitProcess {
+    pub pid: i32,
+    pub start_time: u64,
+    pub boot_id: String,
+}
+
+impl InitProcess {
+    pub fn of(pid: i32, start_time: u64) -> Self {
+        Self {
+            pid,
+            start_time,
+            boot_id: boot_id(),
+        }
+    }
+
+    /// Whether this very process still runs here.
+    pub fn alive(&self) -> bool {
+        self.boot_id == boot_id() && crate::procfs::is_alive(self.pid, self.start_time)
+    }
+}
+
+/// This boot's id: pids and start times mean nothing across boots.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 impl Record {
@@ -55,8 +90,8 @@ impl Record {
 
     pub fn read(dir: &Path) -> Result<Self> {
         let file = dir.join(RECORD_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::Other {
-            context: format!("checkpoint {}", dir.display()),
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::NotACheckpoint {
+            dir: dir.to_path_buf(),
             reason: if e.kind() == std::io::ErrorKind::NotFound {
                 format!("{RECORD_FILE} is missing: not an lcr checkpoint (or not a complete one)")
             } else {

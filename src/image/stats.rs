@@ -1,12 +1,10 @@
-//! CRIU's statistics images (`stats-dump`, `stats-restore`): a magic header, then one
-//! length-prefixed protobuf message. Decoded field by field (stats.proto numbering), so that no
-//! generated code is needed for two small messages.
+//! CRIU's statistics images (`stats-dump`, `stats-restore`): one `stats_entry` each.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::criu_image::{messages, Fields};
+use criu_images::stats::Stats_entry;
 
 /// Dump timings in microseconds and page counts (4 KiB pages).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,64 +30,54 @@ pub struct RestoreStats {
 
 /// `stats-dump` in `dir`, if CRIU wrote one.
 pub fn read_dump(dir: &Path) -> Option<DumpStats> {
-    let g = stats_fields(&dir.join("stats-dump"), 1)?;
+    let d = stats_in(&dir.join("stats-dump"))?.dump.into_option()?;
     Some(DumpStats {
-        freezing_time_us: g(1),
-        frozen_time_us: g(2),
-        memdump_time_us: g(3),
-        memwrite_time_us: g(4),
-        pages_scanned: g(5),
-        pages_skipped_parent: g(6),
-        pages_written: g(7),
-        pages_lazy: g(9),
+        freezing_time_us: d.freezing_time().into(),
+        frozen_time_us: d.frozen_time().into(),
+        memdump_time_us: d.memdump_time().into(),
+        memwrite_time_us: d.memwrite_time().into(),
+        pages_scanned: d.pages_scanned(),
+        pages_skipped_parent: d.pages_skipped_parent(),
+        pages_written: d.pages_written(),
+        pages_lazy: d.pages_lazy(),
     })
 }
 
 pub fn read_restore(dir: &Path) -> Option<RestoreStats> {
-    let g = stats_fields(&dir.join("stats-restore"), 2)?;
+    let r = stats_in(&dir.join("stats-restore"))?
+        .restore
+        .into_option()?;
     Some(RestoreStats {
-        pages_compared: g(1),
-        pages_skipped_cow: g(2),
-        forking_time_us: g(3),
-        restore_time_us: g(4),
-        pages_restored: g(5),
+        pages_compared: r.pages_compared(),
+        pages_skipped_cow: r.pages_skipped_cow(),
+        forking_time_us: r.forking_time().into(),
+        restore_time_us: r.restore_time().into(),
+        pages_restored: r.pages_restored(),
     })
 }
 
-/// The varint fields of sub-message `n` (1: dump, 2: restore) of a stats image, as a lookup
-/// that answers 0 for fields CRIU left out.
-fn stats_fields(file: &Path, n: u32) -> Option<impl Fn(u32) -> u64> {
-    let img = std::fs::read(file).ok()?;
-    let entry = Fields::parse(messages(&img)?.first()?)?;
-    let body = entry.message(n)?;
-    Some(move |k: u32| body.u64(k))
+fn stats_in(file: &Path) -> Option<Stats_entry> {
+    criu_images::decode_one(&std::fs::read(file).ok()?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
     #[test]
     fn decodes_a_dump_stats_image() {
-        let mut inner = Vec::new();
-        for (field, v) in [(1u64, 1500u64), (2, 9000), (5, 300), (7, 290), (9, 0)] {
-            varint(field << 3, &mut inner);
-            varint(v, &mut inner);
-        }
-        let mut entry = vec![(1 << 3) | 2];
-        varint(inner.len() as u64, &mut entry);
-        entry.extend(&inner);
-        let mut img = vec![0x40, 0x59, 0x10, 0x55, 0x06, 0x33, 0x09, 0x57];
-        img.extend((entry.len() as u32).to_le_bytes());
-        img.extend(&entry);
+        let mut dump = criu_images::stats::Dump_stats_entry::new();
+        dump.set_freezing_time(1500);
+        dump.set_frozen_time(9000);
+        dump.set_pages_scanned(300);
+        dump.set_pages_written(290);
+        dump.set_pages_lazy(0);
+        let mut entry = Stats_entry::new();
+        entry.dump = Some(dump).into();
+        let img = criu_images::encode(
+            &[criu_images::framing::IMG_SERVICE_MAGIC, 0x5733_0906],
+            &[entry],
+        );
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("stats-dump"), img).unwrap();
         let s = read_dump(d.path()).unwrap();

@@ -100,7 +100,7 @@ fn check_free_space(dir: &Path, declared: u64) -> Result<()> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(|e| ImageError::Io {
         path: dir.to_path_buf(),
         context: "statvfs".into(),
-        source: e.into(),
+        cause: e.into(),
     })?;
     let free = st.blocks_available() as u64 * st.fragment_size() as u64;
     if declared > free {

@@ -53,8 +53,7 @@ pub fn recv_master(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
             }
         }
     }
-    Err(crate::Error::Other {
-        context: "console".into(),
-        reason: "the container sent no pty master".into(),
-    })
+    Err(crate::Error::Console(
+        "the container sent no pty master".into(),
+    ))
 }

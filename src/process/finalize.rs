@@ -105,10 +105,9 @@ pub fn exec_process(p: &Process, linux: Option<&Linux>, preserve_fds: u32) -> Re
 /// The file `process.args[0]` names, looked up with the process's own `PATH`.
 pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
     let args = p.args().as_deref().unwrap_or_default();
-    let name = args.first().ok_or_else(|| Error::Value {
-        what: "process.args".into(),
-        value: String::new(),
-        reason: "empty".into(),
+    let name = args.first().ok_or_else(|| Error::Field {
+        field: "process.args".into(),
+        reason: "is empty: there is nothing to run".into(),
     })?;
     let path_var = p
         .env()

@@ -37,6 +37,9 @@ fn has_new_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
     crate::spec::namespaces(spec).any(|n| n.typ() == t && n.path().is_none())
 }
 
+/// The init's phases: its session and user → its mounts → the hooks the parent runs →
+/// into its root → the process's terminal, sysctls and path restrictions → report `Created`
+/// → wait for `start` → exec.
 pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     let spec = ctx.spec;
     let linux = spec.linux().as_ref();
@@ -50,51 +53,16 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     }
     let new_mnt = has_new_ns(spec, LinuxNamespaceType::Mount);
     if new_mnt {
-        rootfs::prepare_root(
-            ctx.rootfs,
-            linux.and_then(|l| l.rootfs_propagation().as_deref()),
-        )?;
-        rootfs::mount_all(
-            ctx.rootfs,
-            ctx.bundle,
-            spec.mounts().as_deref().unwrap_or_default(),
-            ctx.cgroup_path,
-        )?;
-        let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-        rootfs::create_devices(
-            ctx.rootfs,
-            &devices,
-            has_new_ns(spec, LinuxNamespaceType::User),
-        )?;
-        rootfs::create_dev_symlinks(ctx.rootfs)?;
+        mount_rootfs(ctx)?;
     }
-    // The fifo's host path is gone after pivot_root: hold it by an O_PATH fd.
-    let fifo = open(ctx.fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", ctx.fifo.display()))?;
-    // And the fd table of this process, to reopen the fifo for writing later through it:
-    // the container may have no /proc of its own (no mount namespace, or none mounted).
-    let fd_dir = open(
-        "/proc/self/fd",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open /proc/self/fd".into())?;
+    let fifo = ExecFifo::open(ctx.fifo)?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sethostname(h).ctx(|| format!("hostname {h}"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         std::fs::write("/proc/sys/kernel/domainname", d).ctx(|| format!("domainname {d}"))?;
     }
-    ch.send(&Msg::NeedHooks)?;
-    let state_json = match ch.recv()? {
-        Some(Msg::HooksDone(s)) => s,
-        other => {
-            return Err(Error::Init {
-                id: ctx.id.into(),
-                reason: format!("expected HooksDone, got {other:?}"),
-            })
-        }
-    };
+    let state_json = await_hooks(ch, ctx)?;
     hooks::run(Kind::CreateContainer, spec.hooks().as_ref(), &state_json)?;
     if !new_mnt {
         // No mount namespace of its own (the config can then have no mounts): chrooted into
@@ -116,8 +84,62 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
         })?;
         setup_terminal(sock)?;
     }
-    if let Some(l) = linux {
-        // Sysctls first: /proc/sys is usually among the read-only paths.
+    restrict(spec, new_mnt)?;
+    // Everything that can fail fails `create`, as with runc: after `start` only the
+    // startContainer hooks and exec are left.
+    let ready = super::prepare_process(process, linux, ctx.preserve_fds)?;
+    ch.send(&Msg::Created)?;
+    // From here on nobody reads the channel: failures go to the container's stderr.
+    let r = (|| {
+        fifo.wait_for_start()?;
+        hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &state_json)?;
+        ready.exec()
+    })();
+    let Err(e) = r;
+    eprintln!("lcr: container {}: {e}", ctx.id);
+    // SAFETY: _exit in the forked init; the parent's destructors are not ours to run.
+    unsafe { libc::_exit(127) }
+}
+
+/// The rootfs prepared, the config's mounts, the devices and /dev's symlinks.
+fn mount_rootfs(ctx: &InitContext) -> Result<()> {
+    let spec = ctx.spec;
+    let linux = spec.linux().as_ref();
+    rootfs::prepare_root(
+        ctx.rootfs,
+        linux.and_then(|l| l.rootfs_propagation().as_deref()),
+    )?;
+    rootfs::mount_all(
+        ctx.rootfs,
+        ctx.bundle,
+        spec.mounts().as_deref().unwrap_or_default(),
+        ctx.cgroup_path,
+    )?;
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    rootfs::create_devices(
+        ctx.rootfs,
+        &devices,
+        has_new_ns(spec, LinuxNamespaceType::User),
+    )?;
+    rootfs::create_dev_symlinks(ctx.rootfs)
+}
+
+/// Asks the parent to run the prestart and createRuntime hooks; returns the state they got.
+fn await_hooks(ch: &Channel, ctx: &InitContext) -> Result<String> {
+    ch.send(&Msg::NeedHooks)?;
+    match ch.recv()? {
+        Some(Msg::HooksDone(s)) => Ok(s),
+        other => Err(Error::Init {
+            id: ctx.id.into(),
+            reason: format!("expected HooksDone, got {other:?}"),
+        }),
+    }
+}
+
+/// Inside the new root: the sysctls (first: /proc/sys is usually among the read-only paths),
+/// the masked and read-only paths, a read-only root.
+fn restrict(spec: &Spec, new_mnt: bool) -> Result<()> {
+    if let Some(l) = spec.linux() {
         for (k, v) in l.sysctl().iter().flatten() {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));
             std::fs::write(&path, v).ctx(|| format!("linux.sysctl {k}={v}"))?;
@@ -127,29 +149,41 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
             rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or_default())?;
         }
     }
-    if new_mnt
-        && spec
-            .root()
-            .as_ref()
-            .and_then(|r| r.readonly())
-            .unwrap_or(false)
-    {
+    let readonly_root = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
+    if new_mnt && readonly_root {
         rootfs::remount_root_readonly()?;
     }
-    // Everything that can fail fails `create`, as with runc: after `start` only the
-    // startContainer hooks and exec are left.
-    let ready = super::prepare_process(process, linux, ctx.preserve_fds)?;
-    ch.send(&Msg::Created)?;
-    // From here on nobody reads the channel: failures go to the container's stderr.
-    let r = (|| {
-        wait_for_start(fd_dir.as_fd(), fifo.as_fd())?;
-        hooks::run(Kind::StartContainer, spec.hooks().as_ref(), &state_json)?;
-        ready.exec()
-    })();
-    let Err(e) = r;
-    eprintln!("lcr: container {}: {e}", ctx.id);
-    // SAFETY: _exit in the forked init; the parent's destructors are not ours to run.
-    unsafe { libc::_exit(127) }
+    Ok(())
+}
+
+/// The exec fifo, held across pivot_root (its host path is gone after it) by an O_PATH fd,
+/// with this process's fd table to reopen it for writing through: the container may have no
+/// /proc of its own (no mount namespace, or none mounted).
+struct ExecFifo {
+    fifo: OwnedFd,
+    fd_dir: OwnedFd,
+}
+
+impl ExecFifo {
+    fn open(path: &Path) -> Result<Self> {
+        let fifo = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open {}", path.display()))?;
+        let fd_dir = open(
+            "/proc/self/fd",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open /proc/self/fd".into())?;
+        Ok(Self { fifo, fd_dir })
+    }
+
+    fn wait_for_start(&self) -> Result<()> {
+        wait_for_start(self.fd_dir.as_fd(), self.fifo.as_fd())
+    }
 }
 
 /// Blocks until `lcr start` opens the fifo for reading, then tells it we are going. The fd

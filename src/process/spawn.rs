@@ -24,12 +24,7 @@ pub fn ensure_single_threaded() -> Result<()> {
         .ctx(|| "read /proc/self/task".into())?
         .count();
     if threads != 1 {
-        return Err(Error::Other {
-            context: "fork a container process".into(),
-            reason: format!(
-                "lcr has {threads} threads; it forks without exec and must have one (a bug in lcr)"
-            ),
-        });
+        return Err(Error::Threaded(threads));
     }
     Ok(())
 }
@@ -97,10 +92,7 @@ pub fn expect_msg(ch: &Channel, want: Msg) -> Result<()> {
 }
 
 fn child_error(reason: String) -> Error {
-    Error::Other {
-        context: "container process".into(),
-        reason,
-    }
+    Error::Child(reason)
 }
 
 fn stage_one(ch: Channel, plan: &Plan, child: impl FnOnce(&Channel) -> Result<Infallible>) -> ! {

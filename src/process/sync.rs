@@ -48,10 +48,7 @@ impl Channel {
     }
 
     pub fn send(&self, m: &Msg) -> Result<()> {
-        let bytes = serde_json::to_vec(m).map_err(|e| Error::Other {
-            context: "encode sync message".into(),
-            reason: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec(m).ctx(|| "encode sync message".into())?;
         let mut chunks = bytes.chunks(CHUNK).peekable();
         let mut datagram = Vec::with_capacity(CHUNK + 1);
         while let Some(chunk) = chunks.next() {
@@ -85,24 +82,17 @@ impl Channel {
         }
         serde_json::from_slice(&message)
             .map(Some)
-            .map_err(|e| Error::Other {
-                context: "decode sync message".into(),
-                reason: e.to_string(),
-            })
+            .ctx(|| "decode sync message".into())
     }
 
     /// Receives and requires exactly `want`.
     pub fn expect(&self, want: Msg) -> Result<()> {
         match self.recv()? {
             Some(m) if m == want => Ok(()),
-            Some(Msg::Failed(e)) => Err(Error::Other {
-                context: "child".into(),
-                reason: e,
-            }),
-            other => Err(Error::Other {
-                context: "sync".into(),
-                reason: format!("expected {want:?}, got {other:?}"),
-            }),
+            Some(Msg::Failed(e)) => Err(Error::Child(e)),
+            other => Err(Error::Child(format!(
+                "sync: expected {want:?}, got {other:?}"
+            ))),
         }
     }
 }

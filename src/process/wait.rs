@@ -127,10 +127,7 @@ fn reap(target: Pid) -> Result<Option<Exit>> {
             Ok(WaitStatus::StillAlive) => return Ok(None),
             Ok(_) => continue,
             Err(nix::errno::Errno::ECHILD) => {
-                return Err(crate::Error::Other {
-                    context: format!("wait for pid {}", target.as_raw()),
-                    reason: "it is not our child (lcr must be its subreaper)".into(),
-                })
+                return Err(crate::Error::NotOurChild(target.as_raw()))
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).ctx(|| "waitpid".into()),

@@ -102,7 +102,7 @@ fn walk(
             Err(e) => {
                 return Err(Error::Io {
                     context: format!("read {}", dir.display()),
-                    source: e,
+                    cause: e,
                 })
             }
         };
@@ -191,6 +191,31 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// Moves one staged entry into the rootfs (a directory that is there already is merged
+    /// into), saving what it replaces first.
+    fn put(&mut self, staged: &Path, rel: String, is_dir: bool) -> Result<()> {
+        let target = self.root.join(&rel);
+        let existing = target.symlink_metadata().ok();
+        if is_dir && existing.as_ref().is_some_and(|m| m.is_dir()) {
+            return Ok(());
+        }
+        self.save(&rel)?;
+        if is_dir {
+            let md = staged
+                .join(&rel)
+                .symlink_metadata()
+                .ctx(|| format!("stat staged {rel}"))?;
+            std::fs::create_dir(&target).ctx(|| format!("create {}", target.display()))?;
+            std::fs::set_permissions(&target, md.permissions())
+                .ctx(|| format!("chmod {}", target.display()))?;
+        } else {
+            std::fs::rename(staged.join(&rel), &target)
+                .ctx(|| format!("put {} in place", target.display()))?;
+        }
+        self.created.push(rel);
+        Ok(())
+    }
+
     /// The restore succeeded: the changes stay.
     pub fn keep(mut self) {
         self.kept = true;
@@ -236,14 +261,7 @@ pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<Applied>> {
     if !diff_tar.exists() {
         return Ok(None);
     }
-    let deleted: Vec<String> = match std::fs::read(image_dir.join(DELETED_FILES)) {
-        Ok(text) => serde_json::from_slice(&text).map_err(|e| Error::Config {
-            file: image_dir.join(DELETED_FILES),
-            field: "(document)".into(),
-            reason: e.to_string(),
-        })?,
-        Err(_) => Vec::new(),
-    };
+    let deleted = deleted_files(image_dir)?;
     let root = rootfs
         .canonicalize()
         .ctx(|| format!("resolve {}", rootfs.display()))?;
@@ -290,28 +308,22 @@ pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<Applied>> {
         applied.deleted += 1;
     }
     for (rel, is_dir) in entries {
-        let target = root.join(&rel);
-        let existing = target.symlink_metadata().ok();
-        if is_dir && existing.as_ref().is_some_and(|m| m.is_dir()) {
-            continue; // merged into the directory that is there
-        }
         check_inside(&root, &rel).map_err(|why| bad_entry(&rel, why))?;
-        applied.save(&rel)?;
-        if is_dir {
-            let md = staged
-                .join(&rel)
-                .symlink_metadata()
-                .ctx(|| format!("stat staged {rel}"))?;
-            std::fs::create_dir(&target).ctx(|| format!("create {}", target.display()))?;
-            std::fs::set_permissions(&target, md.permissions())
-                .ctx(|| format!("chmod {}", target.display()))?;
-        } else {
-            std::fs::rename(staged.join(&rel), &target)
-                .ctx(|| format!("put {} in place", target.display()))?;
-        }
-        applied.created.push(rel);
+        applied.put(&staged, rel, is_dir)?;
     }
     Ok(Some(applied))
+}
+
+/// The paths the checkpoint's rootfs no longer had (none when it lists none).
+fn deleted_files(image_dir: &Path) -> Result<Vec<String>> {
+    match std::fs::read(image_dir.join(DELETED_FILES)) {
+        Ok(text) => serde_json::from_slice(&text).map_err(|e| Error::Config {
+            file: image_dir.join(DELETED_FILES),
+            field: "(document)".into(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Ok(Vec::new()),
+    }
 }
 
 /// Every path under the staging directory, parents before children: (relative, is a dir).

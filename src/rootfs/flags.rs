@@ -50,6 +50,8 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "unbindable",
 ];
 
+/// The mount(8) options of a config mount as flags, propagation and data. One match over
+/// every option runc knows, kept whole (~80 lines) so that the table reads as one list.
 pub fn parse_options(options: &[String]) -> MountOptions {
     let mut o = MountOptions {
         flags: MsFlags::empty(),

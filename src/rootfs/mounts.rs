@@ -89,9 +89,9 @@ fn mount_one(root: &RootDir, bundle: &Path, m: &Mount, cgroup_path: &str) -> Res
     }
     if o.bind || typ == "bind" {
         let Some(src) = bind_source(bundle, m) else {
-            return Err(Error::Value {
-                what: what(),
-                value: String::new(),
+            return Err(Error::Config {
+                file: bundle.join("config.json"),
+                field: what(),
                 reason: "a bind mount needs a source".into(),
             });
         };
@@ -151,17 +151,15 @@ fn mount_one(root: &RootDir, bundle: &Path, m: &Mount, cgroup_path: &str) -> Res
 
 /// `inner` looked up after something was mounted on it: the new mount's root.
 fn mounted(root: &RootDir, inner: &Path) -> Result<InRoot> {
-    root.resolve(inner).map_err(|e| Error::Other {
-        context: format!("find {} after mounting", root.shown(inner).display()),
+    root.resolve(inner).map_err(|e| Error::InRoot {
+        what: "find after mounting".into(),
+        path: root.shown(inner),
         reason: e.desc().into(),
     })
 }
 
 fn wrap(context: String, e: Error) -> Error {
-    Error::Other {
-        context,
-        reason: e.to_string(),
-    }
+    e.during(context)
 }
 
 /// Creates the mount points of `mounts` under `rootfs` (a directory, or a file for a bind
@@ -201,8 +199,8 @@ fn mount_cgroups(root: &RootDir, inner: &Path, flags: MsFlags, cgroup_path: &str
     let v2_only = hier.iter().all(|(_, t)| t == "cgroup2");
     let dest = root.make_target(inner, true)?;
     if v2_only {
-        let (mp, _) = hier.first().ok_or_else(|| Error::Other {
-            context: "cgroup mount".into(),
+        let (mp, _) = hier.first().ok_or_else(|| Error::Host {
+            what: "cgroup mount".into(),
             reason: "no cgroup hierarchy is mounted on the host".into(),
         })?;
         return bind(&mp.join(rel), &dest.proc_path(), ro, || {

@@ -192,8 +192,9 @@ fn fail(path: &Path, what: &str, e: Errno) -> Error {
         Errno::ELOOP => "too many symlinks".to_string(),
         other => other.desc().to_string(),
     };
-    Error::Other {
-        context: format!("{what}: {}", path.display()),
+    Error::InRoot {
+        what: what.to_string(),
+        path: path.to_path_buf(),
         reason,
     }
 }

@@ -41,8 +41,8 @@ pub fn names(mask: u64) -> Vec<String> {
 }
 
 fn err(what: &str, e: ::caps::errors::CapsError) -> Error {
-    Error::Other {
-        context: format!("capabilities: {what}"),
+    Error::Capability {
+        what: what.to_string(),
         reason: e.to_string(),
     }
 }

@@ -110,8 +110,8 @@ pub fn build_filter(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
 /// a container's init has no writable file system to count on.
 pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     use std::io::{Read, Seek};
-    let fail = |reason: String| Error::Other {
-        context: "compile seccomp filter".into(),
+    let fail = |reason: String| Error::Seccomp {
+        stage: "compile",
         reason,
     };
     let fd = nix::sys::memfd::memfd_create(c"lcr-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
@@ -166,8 +166,8 @@ pub fn load_bpf(bpf: &[u8]) -> Result<()> {
         )
     };
     if r != 0 {
-        return Err(Error::Other {
-            context: "load seccomp filter".into(),
+        return Err(Error::Seccomp {
+            stage: "load",
             reason: std::io::Error::last_os_error().to_string(),
         });
     }

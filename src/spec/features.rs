@@ -66,10 +66,10 @@ const HOOKS: &[Kind] = &[
     Kind::Poststop,
 ];
 
-fn built(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Other {
-        context: format!("features: {what}"),
-        reason: e.to_string(),
+fn built(what: &str, cause: oci_spec::OciSpecError) -> Error {
+    Error::Spec {
+        what: format!("features: {what}"),
+        cause,
     }
 }
 

@@ -1,9 +1,12 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use crate::{Error, Result};
+
+/// A config field at fault, in `file`.
+type Bad<'a> = &'a dyn Fn(&str, String) -> Error;
 
 /// Checks what serde cannot: required parts, paths that must exist, consistent namespaces.
 /// Returns the absolute rootfs path.
@@ -27,6 +30,31 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
             format!("{} is not a directory", rootfs.display()),
         ));
     }
+    check_process(spec, &bad)?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(bad(
+                &format!("mounts[{i}].destination"),
+                format!("{} is not absolute", m.destination().display()),
+            ));
+        }
+    }
+    let seen = check_namespaces(spec, &bad)?;
+    if let Some(l) = spec.linux() {
+        check_linux(l, seen.contains(&LinuxNamespaceType::User), &bad)?;
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !seen.contains(&LinuxNamespaceType::Uts)
+    {
+        return Err(bad(
+            "hostname",
+            "setting a hostname needs a new uts namespace".into(),
+        ));
+    }
+    Ok(rootfs)
+}
+
+fn check_process(spec: &Spec, bad: Bad) -> Result<()> {
     let process = spec
         .process()
         .as_ref()
@@ -41,15 +69,12 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
             format!("{} is not absolute", process.cwd().display()),
         ));
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !m.destination().is_absolute() {
-            return Err(bad(
-                &format!("mounts[{i}].destination"),
-                format!("{} is not absolute", m.destination().display()),
-            ));
-        }
-    }
-    let linux = spec.linux().as_ref();
+    Ok(())
+}
+
+/// Each namespace once, joined ones existing, and mounts only with a mount namespace of the
+/// container's own. Returns the types listed.
+fn check_namespaces(spec: &Spec, bad: Bad) -> Result<HashSet<LinuxNamespaceType>> {
     let mut seen = HashSet::new();
     for (i, ns) in super::namespaces(spec).enumerate() {
         if !seen.insert(ns.typ()) {
@@ -67,7 +92,6 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
             }
         }
     }
-    let has_userns = seen.contains(&LinuxNamespaceType::User);
     let new_mount_ns =
         super::namespaces(spec).any(|n| n.typ() == LinuxNamespaceType::Mount && n.path().is_none());
     if !new_mount_ns && spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
@@ -78,38 +102,32 @@ pub(super) fn check(file: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> 
             "mounts need a new mount namespace (add {\"type\": \"mount\"} to linux.namespaces, or list no mounts)".into(),
         ));
     }
-    if let Some(l) = linux {
-        let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-        if maps && !has_userns {
-            return Err(bad(
-                "linux.uidMappings",
-                "mappings given without a user namespace".into(),
-            ));
-        }
-        // Split as text: Path's components drop `.`, and `/.` would name the hierarchy root.
-        if let Some(cg) = l.cgroups_path() {
-            if cg
-                .to_string_lossy()
-                .split('/')
-                .any(|c| c == "." || c == "..")
-            {
-                return Err(bad(
-                    "linux.cgroupsPath",
-                    format!("{}: '.' and '..' components are not allowed", cg.display()),
-                ));
-            }
-        }
-    }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-        && !seen.contains(&LinuxNamespaceType::Uts)
-    {
+    Ok(seen)
+}
+
+fn check_linux(l: &Linux, has_userns: bool, bad: Bad) -> Result<()> {
+    let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if maps && !has_userns {
         return Err(bad(
-            "hostname",
-            "setting a hostname needs a new uts namespace".into(),
+            "linux.uidMappings",
+            "mappings given without a user namespace".into(),
         ));
     }
-    Ok(rootfs)
+    // Split as text: Path's components drop `.`, and `/.` would name the hierarchy root.
+    if let Some(cg) = l.cgroups_path() {
+        if cg
+            .to_string_lossy()
+            .split('/')
+            .any(|c| c == "." || c == "..")
+        {
+            return Err(bad(
+                "linux.cgroupsPath",
+                format!("{}: '.' and '..' components are not allowed", cg.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ impl Containerd {
                 std::env::var_os("CI").is_none(),
                 "CI must have containerd and ctr (scripts/setup.sh)"
             );
-            eprintln!("SKIP: containerd is not installed");
+            lcr_test_harness::skip("containerd is not installed");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -27,7 +27,7 @@ pub fn criu_ready() -> bool {
             std::env::var_os("CI").is_none(),
             "CI must have a working CRIU (scripts/install-criu.sh)"
         );
-        eprintln!("SKIP: no working CRIU (run scripts/install-criu.sh)");
+        lcr_test_harness::skip("no working CRIU (run scripts/install-criu.sh)");
     }
     ok
 }

@@ -56,7 +56,7 @@ pub fn prerequisites() -> Option<()> {
         std::env::var_os("CI").is_none(),
         "CI must be able to run this: {why}"
     );
-    eprintln!("SKIP: {why}");
+    lcr_test_harness::skip(why);
     None
 }
 
@@ -182,11 +182,32 @@ impl Ctr {
         d
     }
 
-    /// The container's cgroup directory for a v1 controller.
+    /// The container's cgroup directory for a v1 controller (on a v2 host: its one directory).
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(self.cgroup.trim_start_matches('/'))
+        let root = Path::new("/sys/fs/cgroup");
+        let root = if cgroup_v2() {
+            root.to_path_buf()
+        } else {
+            root.join(controller)
+        };
+        root.join(self.cgroup.trim_start_matches('/'))
+    }
+
+    /// The file of the container's cgroup that v1 calls `controller/file`, under its v2 name
+    /// on a v2 host.
+    pub fn cgroup_file(&self, controller: &str, file: &str) -> PathBuf {
+        let file = if cgroup_v2() { v2_name(file) } else { file };
+        self.cgroup_dir(controller).join(file)
+    }
+
+    /// The value of that file, trimmed; a v2 freeze state reads as v1's FROZEN or THAWED.
+    pub fn cgroup_read(&self, controller: &str, file: &str) -> String {
+        let value = read(self.cgroup_file(controller, file)).trim().to_string();
+        match (cgroup_v2(), file) {
+            (true, "freezer.state") if value == "1" => "FROZEN".into(),
+            (true, "freezer.state") => "THAWED".into(),
+            _ => value,
+        }
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -348,6 +369,21 @@ pub fn remove_cgroup(path: &str) {
                 let _ = std::fs::remove_dir(&d);
             }
         }
+    }
+}
+
+/// Whether the host has the unified cgroup v2 hierarchy alone (at /sys/fs/cgroup).
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The v2 name of a v1 cgroup file the tests read.
+fn v2_name(v1: &str) -> &str {
+    match v1 {
+        "memory.limit_in_bytes" => "memory.max",
+        "freezer.state" => "cgroup.freeze",
+        "cpu.shares" => "cpu.weight",
+        other => other,
     }
 }
 

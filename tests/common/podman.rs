@@ -24,7 +24,7 @@ impl Podman {
                 std::env::var_os("CI").is_none(),
                 "CI must have podman (scripts/setup.sh)"
             );
-            eprintln!("SKIP: podman is not installed");
+            lcr_test_harness::skip("podman is not installed");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,93 @@
+//! The CRIU dump request built from a container: its rootfs as root, bind mounts and devices
+//! as external mounts keyed by their destination, stdio declared external, the freezer
+//! cgroup, namespaces joined by path as external.
+
+use oci_spec::runtime::LinuxNamespaceType;
+
+use criurpc::Options;
+
+use super::dump::Plan;
+use super::CheckpointOpts;
+use crate::cgroups::Cgroup;
+use crate::container::Container;
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// The key a network namespace joined by path is saved under (as runc names it).
+pub(super) const EXT_NET_KEY: &str = "extRootNetNS";
+
+/// The dump request, and the namespaces it declares external (kind, key) for the record.
+/// Whether CRIU leaves the tree running is the caller's to set.
+pub(super) fn dump_options(
+    c: &Container,
+    cgroup: &Cgroup,
+    plan: &Plan,
+    o: &mut CheckpointOpts,
+) -> Result<(Options, Vec<(String, String)>)> {
+    let mut opts = Options::new()
+        .images_dir(&plan.image_dir)
+        .work_dir(&plan.work_dir)?
+        .pid(c.state.pid)
+        .root(&c.state.rootfs)
+        .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
+        .tcp_skip_in_flight(o.tcp_skip_in_flight)
+        .link_remap(o.link_remap)
+        .orphan_pts_master(crate::spec::has_terminal(&c.spec))
+        .notify_scripts(true)
+        .log_level(4)
+        .log_file(if o.pre_dump {
+            "pre-dump.log"
+        } else {
+            "dump.log"
+        });
+    for m in &plan.mounts {
+        let d = m.destination.to_string_lossy().into_owned();
+        opts = opts.ext_mnt(d.clone(), d);
+    }
+    for f in plan.stdio.iter().filter(|f| f.external) {
+        opts = opts.external(f.key.clone());
+    }
+    let (mut opts, external_namespaces) = external_namespaces(c, opts)?;
+    opts = o.settings.apply(opts);
+    if let Some(file) = super::settings::criu_config_file(&c.spec)? {
+        opts = opts.config_file(file);
+    }
+    if let Some((addr, port)) = &o.page_server {
+        opts = opts.page_server(addr.clone(), *port);
+    }
+    if let Some(fd) = o.status_fd.take() {
+        opts = opts.status_fd(fd);
+    }
+    if o.pre_dump || o.parent_path.is_some() {
+        opts = opts.track_mem(true);
+    }
+    if let Some(p) = &o.parent_path {
+        opts = opts.parent_img(p.to_string_lossy().into_owned());
+    }
+    Ok((opts, external_namespaces))
+}
+
+/// Namespaces the container joined by path are not its own: declared external, so CRIU
+/// neither saves nor recreates them (only a network namespace can be).
+fn external_namespaces(
+    c: &Container,
+    mut opts: Options,
+) -> Result<(Options, Vec<(String, String)>)> {
+    let mut declared = Vec::new();
+    for ns in crate::spec::namespaces(&c.spec) {
+        let Some(path) = ns.path() else { continue };
+        if ns.typ() != LinuxNamespaceType::Network {
+            return Err(Error::Value {
+                what: "linux.namespaces".into(),
+                value: format!("{:?} joined by path", ns.typ()),
+                reason: "only a network namespace joined by path can be checkpointed".into(),
+            });
+        }
+        let ino = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(path).ctx(|| format!("stat {}", path.display()))?,
+        );
+        opts = opts.external(format!("net[{ino}]:{EXT_NET_KEY}"));
+        declared.push(("net".to_string(), EXT_NET_KEY.to_string()));
+    }
+    Ok((opts, declared))
+}
