@@ -9,7 +9,7 @@ use crate::{Error, Result};
 
 /// Refuses images this host or this bundle cannot restore, before anything is made.
 pub(super) fn check_compatible(
-    r: &Record,
+    record: &Record,
     image_dir: &Path,
     bundle: &Bundle,
     lazy: bool,
@@ -19,33 +19,33 @@ pub(super) fn check_compatible(
         reason,
     };
     // A lazy restore starts while its dump still serves pages: the record is provisional then.
-    if r.provisional && !lazy {
+    if record.provisional && !lazy {
         return Err(bad(format!(
             "the checkpoint of {:?} never finished ({} is provisional: lcr was stopped during \
              the dump), so the container may still be running; not restoring a second copy",
-            r.id,
+            record.id,
             super::RECORD_FILE
         )));
     }
     // The dump ended its tree, or was to: if that very process still runs here, the lcr that
     // made it was killed after CRIU finished the images and before CRIU ended the tree. (A
     // lazy dump keeps its tree until the restore has every page.)
-    let ends_tree = !(r.leave_running || r.pre_dump || lazy);
-    if ends_tree && r.init.as_ref().is_some_and(|p| p.alive()) {
+    let ends_tree = !(record.leave_running || record.pre_dump || lazy);
+    if ends_tree && record.init.as_ref().is_some_and(|p| p.alive()) {
         return Err(bad(format!(
             "the checkpoint of {:?} was interrupted after its images were written, and the \
              container still runs (pid {}): not restoring a second copy",
-            r.id,
-            r.init.as_ref().map_or(0, |p| p.pid)
+            record.id,
+            record.init.as_ref().map_or(0, |p| p.pid)
         )));
     }
-    if r.pre_dump {
+    if record.pre_dump {
         return Err(bad("this is a pre-dump (memory only): restore the final checkpoint made with --parent-path pointing here".into()));
     }
-    if r.arch != machine_arch() {
+    if record.arch != machine_arch() {
         return Err(bad(format!(
             "the image is for {} and this host is {}",
-            r.arch,
+            record.arch,
             machine_arch()
         )));
     }
@@ -61,13 +61,17 @@ pub(super) fn check_compatible(
         image_dir,
         &bundle.dir.join("config.json"),
     )?;
-    bundle_provides(r, bundle).map_err(bad)
+    bundle_provides(record, bundle).map_err(bad)
 }
 
 /// What the images need of the restore bundle: each bind mount, stdio of the same kind, a
 /// network namespace to join if the container had joined one.
-fn bundle_provides(r: &Record, bundle: &Bundle) -> std::result::Result<(), String> {
-    for m in r.mounts.iter().filter(|m| m.kind == super::MountKind::Bind) {
+fn bundle_provides(record: &Record, bundle: &Bundle) -> std::result::Result<(), String> {
+    for m in record
+        .mounts
+        .iter()
+        .filter(|m| m.kind == super::MountKind::Bind)
+    {
         let found = bundle
             .spec
             .mounts()
@@ -83,10 +87,10 @@ fn bundle_provides(r: &Record, bundle: &Bundle) -> std::result::Result<(), Strin
             ));
         }
     }
-    if let Some(why) = super::stdio::mismatch(&r.stdio) {
+    if let Some(why) = super::stdio::mismatch(&record.stdio) {
         return Err(why);
     }
-    for (ns, _) in &r.external_namespaces {
+    for (ns, _) in &record.external_namespaces {
         if ns == "net" && crate::spec::joined_netns(&bundle.spec).is_none() {
             return Err(format!(
                 "the container joined a network namespace by path; {} names none to join",
@@ -137,9 +141,9 @@ pub fn check_origin(
 
 /// CRIU checks the size of regular files it did not dump (the container's stdio among them)
 /// unless they were write-only and appending; say so when that is why a restore failed.
-pub(super) fn explain_stdio_size(e: criurpc::Error, r: &Record) -> Error {
+pub(super) fn explain_stdio_size(e: criurpc::Error, record: &Record) -> Error {
     let text = e.to_string();
-    let Some(fd) = r
+    let Some(fd) = record
         .stdio
         .iter()
         .find(|f| text.contains(&format!("File fd/{} has bad size", f.fd)))

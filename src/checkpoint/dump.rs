@@ -15,7 +15,7 @@ use super::frozen::Frozen;
 use super::images::ImageDir;
 use super::mounts::{external_mounts, present_in};
 use super::settings::CriuSettings;
-use super::{preflight, request, stdio, ExternalMount, StdioFile};
+use super::{dump_request, preflight, stdio, ExternalMount, StdioFile};
 use crate::container::{self, Action, Container};
 use crate::error::Context;
 use crate::image::record::{kernel_release, machine_arch, InitProcess, Record, FORMAT};
@@ -113,31 +113,31 @@ pub struct Dumped {
 
 /// Checkpoints a running or paused container. On success it is removed (unless
 /// `leave_running` or `pre_dump`); on failure it keeps running, its state unchanged.
-pub fn checkpoint(c: Container, o: CheckpointOpts) -> Result<CheckpointReport> {
-    begin(c, o)?.commit()
+pub fn checkpoint(container: Container, opts: CheckpointOpts) -> Result<CheckpointReport> {
+    begin(container, opts)?.commit()
 }
 
 /// The phases up to a complete dump; the container is then held until the result is
 /// committed or aborted. On failure it keeps running and the partial images are removed.
-pub fn begin(c: Container, mut o: CheckpointOpts) -> Result<Dumped> {
-    c.allow(Action::Checkpoint)?;
-    let id = c.id().to_string();
-    let plan = prepare(&c, &o)?;
-    let frozen = Frozen::hold(c, o.freezes())?;
-    let result = save_files(&frozen, &plan, &o).and_then(|()| dump(&frozen, &plan, &mut o));
+pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
+    container.allow(Action::Checkpoint)?;
+    let id = container.id().to_string();
+    let plan = prepare(&container, &opts)?;
+    let frozen = Frozen::hold(container, opts.freezes())?;
+    let result = save_files(&frozen, &plan, &opts).and_then(|()| dump(&frozen, &plan, &mut opts));
     let (record, stats) = match result {
         Ok(r) => r,
         Err(e) => {
             remove_partial_images(&plan.image_dir, &plan.existing);
-            let log = if o.pre_dump {
+            let log = if opts.pre_dump {
                 "pre-dump.log"
             } else {
                 "dump.log"
             };
-            return Err(o.images.keeping_log(e, &plan.work_dir, log, &id));
+            return Err(opts.images.keeping_log(e, &plan.work_dir, log, &id));
         }
     };
-    let images = std::mem::replace(&mut o.images, ImageDir::At(PathBuf::new()));
+    let images = std::mem::replace(&mut opts.images, ImageDir::At(PathBuf::new()));
     Ok(Dumped {
         frozen,
         report: CheckpointReport {
@@ -145,8 +145,8 @@ pub fn begin(c: Container, mut o: CheckpointOpts) -> Result<Dumped> {
             record,
             stats,
         },
-        export: o.export.take(),
-        keeps_running: o.leave_running || o.pre_dump,
+        export: opts.export.take(),
+        keeps_running: opts.leave_running || opts.pre_dump,
         _images: images,
     })
 }
@@ -179,18 +179,22 @@ impl Dumped {
 }
 
 /// Checks the options against the container, the kernel and CRIU; makes the directories.
-fn prepare(c: &Container, o: &CheckpointOpts) -> Result<Plan> {
-    preflight::check_kernel(o)?;
-    preflight::check_export(o)?;
-    let path = o.images.path();
+fn prepare(container: &Container, opts: &CheckpointOpts) -> Result<Plan> {
+    preflight::check_kernel(opts)?;
+    preflight::check_export(opts)?;
+    let path = opts.images.path();
     let image_dir = std::path::absolute(path).ctx(|| format!("image path {}", path.display()))?;
     mkdir_private(&image_dir)?;
     let existing = names_in(&image_dir);
-    let work_dir = o.settings.work_dir(&image_dir)?;
+    let work_dir = opts.settings.work_dir(&image_dir)?;
     mkdir_private(&work_dir)?;
-    let pid = c.state.pid;
+    let pid = container.state.pid;
     let mounts = present_in(
-        external_mounts(&c.spec, &c.state.bundle, &c.state.cgroup_path),
+        external_mounts(
+            &container.spec,
+            &container.state.bundle,
+            &container.state.cgroup_path,
+        ),
         pid,
     );
     let stdio = stdio::stdio_of(pid);
@@ -205,24 +209,24 @@ fn prepare(c: &Container, o: &CheckpointOpts) -> Result<Plan> {
 }
 
 /// What CRIU does not save: the rootfs changes and the bind-mount contents, if asked for.
-fn save_files(frozen: &Frozen, plan: &Plan, o: &CheckpointOpts) -> Result<()> {
-    let c = frozen.container();
-    if o.with_rootfs_diff {
-        let base = crate::rootfs::diff::Baseline::load(c.dir()).ok_or_else(|| Error::Option {
+fn save_files(frozen: &Frozen, plan: &Plan, opts: &CheckpointOpts) -> Result<()> {
+    let container = frozen.container();
+    if opts.with_rootfs_diff {
+        let base = crate::rootfs::diff::Baseline::load(container.dir()).ok_or_else(|| Error::Option {
             option: "--with-rootfs-diff".into(),
             reason: format!(
                 "container {:?} has no rootfs baseline: its root is read-only (root.readonly), on overlayfs (whose engine keeps the diff in its upper directory), or it was made by an older lcr",
-                c.id()
+                container.id()
             ),
         })?;
-        let d = crate::rootfs::diff::save(&c.state.rootfs, &base, &plan.image_dir)?;
+        let d = crate::rootfs::diff::save(&container.state.rootfs, &base, &plan.image_dir)?;
         tracing::debug!(
             changed = d.changed.len(),
             deleted = d.deleted.len(),
             "rootfs diff"
         );
     }
-    if o.with_volumes {
+    if opts.with_volumes {
         super::volumes::save(&plan.mounts, &plan.image_dir)?;
     }
     Ok(())
@@ -234,18 +238,25 @@ fn save_files(frozen: &Frozen, plan: &Plan, o: &CheckpointOpts) -> Result<()> {
 fn dump(
     frozen: &Frozen,
     plan: &Plan,
-    o: &mut CheckpointOpts,
+    opts: &mut CheckpointOpts,
 ) -> Result<(Record, Option<DumpStats>)> {
-    let c = frozen.container();
-    let (mut opts, external_namespaces) = request::dump_options(c, frozen.cgroup(), plan, o)?;
-    opts = opts.leave_running(o.criu_leaves_running());
-    let mut record = record_of(c, plan, o, frozen.cgroup().version(), external_namespaces);
-    let kind = if o.pre_dump {
+    let container = frozen.container();
+    let (mut request, external_namespaces) =
+        dump_request::dump_options(container, frozen.cgroup(), plan, opts)?;
+    request = request.leave_running(opts.criu_leaves_running());
+    let mut record = record_of(
+        container,
+        plan,
+        opts,
+        frozen.cgroup().version(),
+        external_namespaces,
+    );
+    let kind = if opts.pre_dump {
         RequestKind::SinglePreDump
     } else {
         RequestKind::Dump
     };
-    let mut session = o.settings.criu.session(Some(&mut opts))?;
+    let mut session = opts.settings.criu.session(Some(&mut request))?;
     let version = match session.require_supported() {
         Ok(v) => v,
         Err(e) => {
@@ -270,9 +281,9 @@ fn dump(
         }
         Ok(())
     };
-    let result = session.call(kind, Some(&opts), false, &mut handler);
+    let result = session.call(kind, Some(&request), false, &mut handler);
     session.finish();
-    drop(opts);
+    drop(request);
     tracing::debug!(?order, "criu dump notifications");
     result?;
     let stats = read_dump(&plan.work_dir);
@@ -284,36 +295,37 @@ fn dump(
 
 /// lcr's record of the checkpoint, provisional until CRIU has finished.
 fn record_of(
-    c: &Container,
+    container: &Container,
     plan: &Plan,
-    o: &CheckpointOpts,
+    opts: &CheckpointOpts,
     cgroup_version: crate::cgroups::Version,
     external_namespaces: Vec<(String, String)>,
 ) -> Record {
     Record {
         format: FORMAT,
-        id: c.id().to_string(),
+        id: container.id().to_string(),
         lcr_version: env!("CARGO_PKG_VERSION").to_string(),
         criu_version: String::new(),
         kernel: kernel_release(),
         arch: machine_arch(),
         cgroup_version,
-        cgroup_path: c.state.cgroup_path.clone(),
+        cgroup_path: container.state.cgroup_path.clone(),
         checkpointed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        created: Some(c.state.created.clone()),
-        config: c.spec.clone(),
-        bundle: c.state.bundle.clone(),
+        created: Some(container.state.created.clone()),
+        config: container.spec.clone(),
+        bundle: container.state.bundle.clone(),
         mounts: plan.mounts.clone(),
         stdio: plan.stdio.clone(),
         external_namespaces,
-        leave_running: o.leave_running,
-        pre_dump: o.pre_dump,
-        parent: o.parent_path.clone(),
+        leave_running: opts.leave_running,
+        pre_dump: opts.pre_dump,
+        parent: opts.parent_path.clone(),
         stats: None,
         provisional: true,
         // A held container is handed over by its holder (a migration restores it while it is
         // frozen here): no claim on it.
-        init: (!o.hold).then(|| InitProcess::of(c.state.pid, c.state.init_start_time)),
+        init: (!opts.hold)
+            .then(|| InitProcess::of(container.state.pid, container.state.init_start_time)),
     }
 }
 

@@ -6,12 +6,12 @@
 mod compat;
 mod criu_root;
 mod dump;
+mod dump_request;
 mod frozen;
 mod images;
 mod isolation;
 mod mounts;
 mod preflight;
-mod request;
 mod restore;
 mod settings;
 mod stdio;

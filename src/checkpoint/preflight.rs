@@ -5,14 +5,14 @@ use super::CheckpointOpts;
 use crate::{Error, Result};
 
 /// Fails when the kernel or CRIU lacks what the options need.
-pub(super) fn check_kernel(o: &CheckpointOpts) -> Result<()> {
-    let needs_dirty = o.pre_dump || o.parent_path.is_some();
-    if !(needs_dirty || o.settings.lazy_pages) {
+pub(super) fn check_kernel(opts: &CheckpointOpts) -> Result<()> {
+    let needs_dirty = opts.pre_dump || opts.parent_path.is_some();
+    if !(needs_dirty || opts.settings.lazy_pages) {
         return Ok(());
     }
-    let f = o.settings.criu.features()?;
+    let f = opts.settings.criu.features()?;
     if needs_dirty && !f.mem_track {
-        let flag = if o.pre_dump {
+        let flag = if opts.pre_dump {
             "--pre-dump"
         } else {
             "--parent-path"
@@ -23,7 +23,7 @@ pub(super) fn check_kernel(o: &CheckpointOpts) -> Result<()> {
             remedy: "iterative pre-copy checkpoints are unavailable; use a plain checkpoint".into(),
         });
     }
-    if o.settings.lazy_pages {
+    if opts.settings.lazy_pages {
         if !f.lazy_pages {
             return Err(Error::KernelLacks {
                 option: "--lazy-pages".into(),
@@ -42,23 +42,23 @@ pub(super) fn check_kernel(o: &CheckpointOpts) -> Result<()> {
 }
 
 /// Refuses option combinations an archive cannot hold.
-pub(super) fn check_export(o: &CheckpointOpts) -> Result<()> {
-    if o.export.is_none() {
+pub(super) fn check_export(opts: &CheckpointOpts) -> Result<()> {
+    if opts.export.is_none() {
         return Ok(());
     }
-    let conflict = if o.pre_dump {
+    let conflict = if opts.pre_dump {
         Some("--pre-dump (a pre-dump is not restorable on its own)")
-    } else if o.settings.lazy_pages {
+    } else if opts.settings.lazy_pages {
         Some("--lazy-pages (the memory stays behind, served on demand)")
-    } else if o.page_server.is_some() {
+    } else if opts.page_server.is_some() {
         Some("--page-server (the memory goes to the page server)")
     } else {
         None
     };
     match conflict {
-        Some(c) => Err(Error::Option {
+        Some(conflict) => Err(Error::Option {
             option: "--export".into(),
-            reason: format!("cannot be combined with {c}"),
+            reason: format!("cannot be combined with {conflict}"),
         }),
         None => Ok(()),
     }

@@ -132,21 +132,25 @@ pub struct Restored<'s> {
 pub fn restore(
     store: &Store,
     id: &str,
-    o: RestoreOpts,
+    opts: RestoreOpts,
 ) -> Result<(Container, Option<RestoreStats>)> {
-    begin_restore(store, id, o)?.commit()
+    begin_restore(store, id, opts)?.commit()
 }
 
 /// The phases up to a restored tree. On failure nothing is left but the images (and, when
 /// they were temporary, CRIU's log, named in the error).
-pub fn begin_restore<'s>(store: &'s Store, id: &str, mut o: RestoreOpts) -> Result<Restored<'s>> {
+pub fn begin_restore<'s>(
+    store: &'s Store,
+    id: &str,
+    mut opts: RestoreOpts,
+) -> Result<Restored<'s>> {
     crate::container::validate_id(id)?;
-    let images = stage(&mut o)?;
-    let work_dir = o.settings.work_dir(images.path())?;
+    let images = stage(&mut opts)?;
+    let work_dir = opts.settings.work_dir(images.path())?;
     let phases = || {
-        let mut plan = prepare(images.path(), &o)?;
-        let mut made = make(store, id, &plan, &o)?;
-        run_criu(&mut made, &mut plan, &o)?;
+        let mut plan = prepare(images.path(), &opts)?;
+        let mut made = make(store, id, &plan, &opts)?;
+        run_criu(&mut made, &mut plan, &opts)?;
         Ok((plan, made))
     };
     let (plan, made) = phases().map_err(|e| images.keeping_log(e, &work_dir, "restore.log", id))?;
@@ -155,8 +159,8 @@ pub fn begin_restore<'s>(store: &'s Store, id: &str, mut o: RestoreOpts) -> Resu
         id: id.to_string(),
         made,
         plan,
-        pid_file: o.pid_file.take(),
-        cancel: o.cancel.clone(),
+        pid_file: opts.pid_file.take(),
+        cancel: opts.cancel.clone(),
         _images: images,
     })
 }
@@ -207,8 +211,8 @@ impl Restored<'_> {
 }
 
 /// The image directory: as given, or an archive unpacked once its manifest passed.
-fn stage(o: &mut RestoreOpts) -> Result<ImageDir> {
-    let images = std::mem::replace(&mut o.images, Images::Dir(PathBuf::new()));
+fn stage(opts: &mut RestoreOpts) -> Result<ImageDir> {
+    let images = std::mem::replace(&mut opts.images, Images::Dir(PathBuf::new()));
     let (input, unpack_to, quiet) = match images {
         Images::Dir(d) => return Ok(ImageDir::At(d)),
         Images::Archive {
@@ -219,9 +223,9 @@ fn stage(o: &mut RestoreOpts) -> Result<ImageDir> {
     };
     let source = input.label.clone();
     let from_stdin = input.is_stdin;
-    let input = input.cancel(&o.cancel);
+    let input = input.cancel(&opts.cancel);
     // Refused from the manifest, before gigabytes are unpacked for nothing.
-    let criu = &o.settings.criu;
+    let criu = &opts.settings.criu;
     let precheck = |m: &crate::image::Manifest| {
         check_origin(&m.origin, &source, criu).map_err(|e| e.to_string())
     };
@@ -241,22 +245,22 @@ fn stage(o: &mut RestoreOpts) -> Result<ImageDir> {
         let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
         nix::unistd::dup2_stdin(&null).ctx(|| "redirect standard input".into())?;
     }
-    if o.origin.is_none() {
-        o.origin = Some(PathBuf::from(if from_stdin { "-" } else { &source }));
+    if opts.origin.is_none() {
+        opts.origin = Some(PathBuf::from(if from_stdin { "-" } else { &source }));
     }
     Ok(dir)
 }
 
 /// Reads the record and the bundle and refuses what cannot be restored, before anything is
 /// made.
-fn prepare(image_path: &Path, o: &RestoreOpts) -> Result<Plan> {
+fn prepare(image_path: &Path, opts: &RestoreOpts) -> Result<Plan> {
     let image_dir =
         std::path::absolute(image_path).ctx(|| format!("image path {}", image_path.display()))?;
     let record = Record::read(&image_dir)?;
-    let bundle = Bundle::load(&o.bundle)?;
-    check_compatible(&record, &image_dir, &bundle, o.settings.lazy_pages)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    check_compatible(&record, &image_dir, &bundle, opts.settings.lazy_pages)?;
     let terminal = crate::spec::has_terminal(&record.config);
-    let console = match (&o.console_socket, terminal) {
+    let console = match (&opts.console_socket, terminal) {
         (Some(p), true) => Some(crate::process::console::connect(p)?),
         (None, true) => {
             return Err(Error::NotRestorable {
@@ -266,7 +270,7 @@ fn prepare(image_path: &Path, o: &RestoreOpts) -> Result<Plan> {
         }
         _ => None,
     };
-    let work_dir = o.settings.work_dir(&image_dir)?;
+    let work_dir = opts.settings.work_dir(&image_dir)?;
     std::fs::create_dir_all(&work_dir).ctx(|| format!("create {}", work_dir.display()))?;
     Ok(Plan {
         image_dir,
@@ -281,14 +285,17 @@ fn prepare(image_path: &Path, o: &RestoreOpts) -> Result<Plan> {
 /// The container's directory and record (status `creating`, so a killed restore never leaves
 /// a container lcr does not know), the rootfs changes the images carry, the cgroup with the
 /// bundle's limits, the volumes if asked for, the mount points CRIU needs.
-fn make(store: &Store, id: &str, plan: &Plan, o: &RestoreOpts) -> Result<Made> {
+fn make(store: &Store, id: &str, plan: &Plan, opts: &RestoreOpts) -> Result<Made> {
     let (bundle, spec) = (&plan.bundle, &plan.bundle.spec);
     let linux = spec.linux().as_ref();
     // The baseline for later rootfs diffs is the restore bundle's rootfs as it was, so a
     // later checkpoint carries these changes on.
     let baseline = Baseline::for_spec(spec, &bundle.rootfs)?;
     let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
-    let origin = o.origin.clone().unwrap_or_else(|| plan.image_dir.clone());
+    let origin = opts
+        .origin
+        .clone()
+        .unwrap_or_else(|| plan.image_dir.clone());
     let state = State::new(id, bundle, &cgroup_path, Some(origin));
     let (dir, lock) = store.create(id)?;
     let mut rollback = Rollback::new(dir.clone());
@@ -315,7 +322,7 @@ fn make(store: &Store, id: &str, plan: &Plan, o: &RestoreOpts) -> Result<Made> {
         state_file,
         cgroup,
     };
-    if o.with_volumes {
+    if opts.with_volumes {
         super::volumes::restore(&plan.image_dir, spec, &bundle.dir, &made.cgroup)?;
     } else if let Some(index) = crate::image::volumes::Index::read(&plan.image_dir) {
         if !index.volumes.is_empty() {
@@ -337,13 +344,13 @@ fn make(store: &Store, id: &str, plan: &Plan, o: &RestoreOpts) -> Result<Made> {
 /// One CRIU process answers VERSION (kept open) and then the restore, from inside the new
 /// cgroup (CRIU restores into `cg_root`, as runc has it), watched by a [`Watchdog`]. The
 /// restored pid is recorded (with its start time) before CRIU resumes the tree.
-fn run_criu(made: &mut Made, plan: &mut Plan, o: &RestoreOpts) -> Result<()> {
+fn run_criu(made: &mut Made, plan: &mut Plan, opts: &RestoreOpts) -> Result<()> {
     let criu_root = private_root(&plan.bundle.rootfs, &made.dir.join(CRIU_ROOT))?;
-    let mut opts = restore_options(made, plan, &criu_root.0, o)?;
+    let mut request = restore_options(made, plan, &criu_root.0, opts)?;
     let mut seen_pid = None;
     let resp = {
         let mut handler = notifications(made, plan, &mut seen_pid);
-        let mut session = o.settings.criu.session(Some(&mut opts))?;
+        let mut session = opts.settings.criu.session(Some(&mut request))?;
         let version = session.require_supported()?;
         check_criu_version(
             &plan.record.criu_version,
@@ -357,21 +364,21 @@ fn run_criu(made: &mut Made, plan: &mut Plan, o: &RestoreOpts) -> Result<()> {
                     p,
                     made.cgroup.procs_file(),
                     plan.work_dir.join("restore.log"),
-                    o.timeout,
+                    opts.timeout,
                     watchdog::MAX_LOG,
-                    o.cancel.clone(),
+                    opts.cancel.clone(),
                 ))
             }
             None => None,
         };
-        let resp = session.call(RequestKind::Restore, Some(&opts), false, &mut handler);
+        let resp = session.call(RequestKind::Restore, Some(&request), false, &mut handler);
         let tripped = watchdog.and_then(|w| w.finish());
         session.finish();
         (resp, tripped)
     };
     // A CRIU that was stopped leaves its cgroup yard mounted in the work directory.
     crate::fsutil::unmount_below(&plan.work_dir);
-    drop(opts);
+    drop(request);
     drop(criu_root);
     let resp = match resp {
         (Ok(r), None) => r,
@@ -403,9 +410,9 @@ fn run_criu(made: &mut Made, plan: &mut Plan, o: &RestoreOpts) -> Result<()> {
 
 /// The restore request: external mounts pointed at the restore bundle's sources (the
 /// remapping), stdio inherited from this process, a joined network namespace by fd.
-fn restore_options(made: &Made, plan: &Plan, root: &Path, o: &RestoreOpts) -> Result<Options> {
+fn restore_options(made: &Made, plan: &Plan, root: &Path, opts: &RestoreOpts) -> Result<Options> {
     let spec = &plan.bundle.spec;
-    let mut opts = Options::new()
+    let mut request = Options::new()
         .images_dir(&plan.image_dir)
         .work_dir(&plan.work_dir)?
         .root(root)
@@ -426,13 +433,13 @@ fn restore_options(made: &Made, plan: &Plan, root: &Path, o: &RestoreOpts) -> Re
                 ),
             }
         })?;
-        opts = opts.ext_mnt(
+        request = request.ext_mnt(
             m.destination.to_string_lossy().into_owned(),
             src.to_string_lossy().into_owned(),
         );
     }
     for f in &plan.record.stdio {
-        opts = opts.inherit_fd(f.key.clone(), dup_stdio(f.fd)?);
+        request = request.inherit_fd(f.key.clone(), dup_stdio(f.fd)?);
     }
     for (ns, key) in &plan.record.external_namespaces {
         if ns == "net" {
@@ -442,14 +449,14 @@ fn restore_options(made: &Made, plan: &Plan, root: &Path, o: &RestoreOpts) -> Re
             let fd: OwnedFd = std::fs::File::open(&path)
                 .ctx(|| format!("open network namespace {}", path.display()))?
                 .into();
-            opts = opts.inherit_fd(key.clone(), fd);
+            request = request.inherit_fd(key.clone(), fd);
         }
     }
-    opts = o.settings.apply(opts);
+    request = opts.settings.apply(request);
     if let Some(file) = super::settings::criu_config_file(spec)? {
-        opts = opts.config_file(file);
+        request = request.config_file(file);
     }
-    Ok(opts)
+    Ok(request)
 }
 
 /// CRIU's notifications during a restore: the pty master to the console socket, runc's

@@ -19,62 +19,62 @@ pub(super) const EXT_NET_KEY: &str = "extRootNetNS";
 /// The dump request, and the namespaces it declares external (kind, key) for the record.
 /// Whether CRIU leaves the tree running is the caller's to set.
 pub(super) fn dump_options(
-    c: &Container,
+    container: &Container,
     cgroup: &Cgroup,
     plan: &Plan,
-    o: &mut CheckpointOpts,
+    opts: &mut CheckpointOpts,
 ) -> Result<(Options, Vec<(String, String)>)> {
-    let mut opts = Options::new()
+    let mut request = Options::new()
         .images_dir(&plan.image_dir)
         .work_dir(&plan.work_dir)?
-        .pid(c.state.pid)
-        .root(&c.state.rootfs)
+        .pid(container.state.pid)
+        .root(&container.state.rootfs)
         .freeze_cgroup(cgroup.dir(Some("freezer")).to_string_lossy().into_owned())
-        .tcp_skip_in_flight(o.tcp_skip_in_flight)
-        .link_remap(o.link_remap)
-        .orphan_pts_master(crate::spec::has_terminal(&c.spec))
+        .tcp_skip_in_flight(opts.tcp_skip_in_flight)
+        .link_remap(opts.link_remap)
+        .orphan_pts_master(crate::spec::has_terminal(&container.spec))
         .notify_scripts(true)
         .log_level(4)
-        .log_file(if o.pre_dump {
+        .log_file(if opts.pre_dump {
             "pre-dump.log"
         } else {
             "dump.log"
         });
     for m in &plan.mounts {
         let d = m.destination.to_string_lossy().into_owned();
-        opts = opts.ext_mnt(d.clone(), d);
+        request = request.ext_mnt(d.clone(), d);
     }
     for f in plan.stdio.iter().filter(|f| f.external) {
-        opts = opts.external(f.key.clone());
+        request = request.external(f.key.clone());
     }
-    let (mut opts, external_namespaces) = external_namespaces(c, opts)?;
-    opts = o.settings.apply(opts);
-    if let Some(file) = super::settings::criu_config_file(&c.spec)? {
-        opts = opts.config_file(file);
+    let (mut request, external_namespaces) = external_namespaces(container, request)?;
+    request = opts.settings.apply(request);
+    if let Some(file) = super::settings::criu_config_file(&container.spec)? {
+        request = request.config_file(file);
     }
-    if let Some((addr, port)) = &o.page_server {
-        opts = opts.page_server(addr.clone(), *port);
+    if let Some((addr, port)) = &opts.page_server {
+        request = request.page_server(addr.clone(), *port);
     }
-    if let Some(fd) = o.status_fd.take() {
-        opts = opts.status_fd(fd);
+    if let Some(fd) = opts.status_fd.take() {
+        request = request.status_fd(fd);
     }
-    if o.pre_dump || o.parent_path.is_some() {
-        opts = opts.track_mem(true);
+    if opts.pre_dump || opts.parent_path.is_some() {
+        request = request.track_mem(true);
     }
-    if let Some(p) = &o.parent_path {
-        opts = opts.parent_img(p.to_string_lossy().into_owned());
+    if let Some(p) = &opts.parent_path {
+        request = request.parent_img(p.to_string_lossy().into_owned());
     }
-    Ok((opts, external_namespaces))
+    Ok((request, external_namespaces))
 }
 
 /// Namespaces the container joined by path are not its own: declared external, so CRIU
 /// neither saves nor recreates them (only a network namespace can be).
 fn external_namespaces(
-    c: &Container,
-    mut opts: Options,
+    container: &Container,
+    mut request: Options,
 ) -> Result<(Options, Vec<(String, String)>)> {
     let mut declared = Vec::new();
-    for ns in crate::spec::namespaces(&c.spec) {
+    for ns in crate::spec::namespaces(&container.spec) {
         let Some(path) = ns.path() else { continue };
         if ns.typ() != LinuxNamespaceType::Network {
             return Err(Error::Value {
@@ -86,8 +86,8 @@ fn external_namespaces(
         let ino = std::os::unix::fs::MetadataExt::ino(
             &std::fs::metadata(path).ctx(|| format!("stat {}", path.display()))?,
         );
-        opts = opts.external(format!("net[{ino}]:{EXT_NET_KEY}"));
+        request = request.external(format!("net[{ino}]:{EXT_NET_KEY}"));
         declared.push(("net".to_string(), EXT_NET_KEY.to_string()));
     }
-    Ok((opts, declared))
+    Ok((request, declared))
 }
