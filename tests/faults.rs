@@ -42,24 +42,6 @@ fn restore_target(c: &Ctr, name: &str) -> Ctr {
     r
 }
 
-/// A second bundle for `c`'s images that uses `c`'s own rootfs (by absolute path) under
-/// another id and cgroup: what a user restoring "from the running container's bundle" does.
-fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
-    let r = Ctr::new(name).unwrap();
-    let rootfs = c.bundle.join("rootfs");
-    let host = c.tmp.path().join("host");
-    r.edit(|v| {
-        v["root"]["path"] = json!(rootfs);
-        v["mounts"] = c.config()["mounts"].clone();
-        for m in v["mounts"].as_array_mut().unwrap() {
-            if m["destination"] == "/host" {
-                m["source"] = json!(host);
-            }
-        }
-    });
-    r
-}
-
 fn a_failed_restore_never_removes_the_restore_bundles_rootfs() {
     let Some((c, img)) = counter_and_images("flt-rootfs") else {
         return;

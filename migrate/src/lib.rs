@@ -1,5 +1,18 @@
-//! Host-to-host migration of lcr containers: source and destination roles, the stop-and-copy,
-//! pre-copy and post-copy strategies, and the ssh transport between them.
+//! Host-to-host live migration of lcr containers, over the ssh the user already has.
 //!
-//! The pipeline is built on `lcr::checkpoint` once checkpoint and restore land; this crate holds
-//! its place in the workspace so the dependency direction (`migrate → lcr`) is fixed from the start.
+//! Where a container goes ([`destination`]); how the receiving lcr is started there without
+//! a shell reinterpreting anything ([`ssh`]); the framed, typed, versioned protocol the two
+//! lcr processes speak over that one connection ([`wire`], [`link`]: the page-server bytes
+//! relayed through it, so no port is opened); the two roles ([`source`], [`receive`]).
+
+pub mod destination;
+mod error;
+mod facts;
+mod link;
+pub mod receive;
+pub mod source;
+pub mod ssh;
+pub mod wire;
+
+pub use destination::Destination;
+pub use error::{Error, Result};

@@ -16,6 +16,7 @@ PKGS_KERNEL_LANE="qemu-system-x86 busybox-static kmod cpio gcc libc6-dev bc tar 
 python3"
 
 # scripts/bench/: the peers measured beside lcr and the tools that time them.
-PKGS_BENCH="runc crun time gcc libc6-dev python3 zstd gzip tar"
+PKGS_BENCH="runc crun time gcc libc6-dev python3 zstd gzip tar openssh-server openssh-client iproute2
+util-linux"
 
 PKGS_ALL="$PKGS_SETUP $PKGS_CRIU_BUILD $PKGS_KERNEL_LANE $PKGS_BENCH"

@@ -12,6 +12,7 @@ mod image;
 mod kill;
 mod list;
 mod logging;
+mod migrate;
 mod pause;
 mod ps;
 mod restore;
@@ -77,6 +78,9 @@ enum Command {
     Check(check::Args),
     Checkpoint(checkpoint::Args),
     Restore(restore::Args),
+    Migrate(migrate::Args),
+    #[command(hide = true)]
+    MigrateReceive(migrate::ReceiveArgs),
     Image(image::Args),
 }
 
@@ -107,6 +111,8 @@ pub fn main() -> i32 {
         Command::Check(a) => check::run(a),
         Command::Checkpoint(a) => checkpoint::run(&store, a),
         Command::Restore(a) => restore::run(&store, a),
+        Command::Migrate(a) => migrate::run(&store, &cli.root, a),
+        Command::MigrateReceive(a) => migrate::run_receive(&store, a),
         Command::Image(a) => image::run(a),
     };
     match r {

@@ -131,8 +131,32 @@ pub fn carry_host_files(from: &Ctr, target: &Ctr) {
     let src = from.tmp.path().join("host");
     let dst = target.host_dir();
     for e in std::fs::read_dir(&src).into_iter().flatten().flatten() {
-        if !dst.join(e.file_name()).exists() {
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        if dst.join(e.file_name()).exists() {
+            continue;
+        }
+        // A counter still running renames n.tmp away as it goes: a file gone is no loss.
+        match std::fs::copy(e.path(), dst.join(e.file_name())) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => panic!("copy {}: {err}", e.path().display()),
         }
     }
+}
+
+/// A second bundle for `c`'s images that uses `c`'s own rootfs (by absolute path) under
+/// another id and cgroup: what a user restoring "from the running container's bundle" does.
+pub fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
+    let r = Ctr::new(name).unwrap();
+    let rootfs = c.bundle.join("rootfs");
+    let host = c.tmp.path().join("host");
+    r.edit(|v| {
+        v["root"]["path"] = json!(rootfs);
+        v["mounts"] = c.config()["mounts"].clone();
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/host" {
+                m["source"] = json!(host);
+            }
+        }
+    });
+    r
 }

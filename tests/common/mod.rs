@@ -5,6 +5,7 @@
 pub mod containerd;
 pub mod counter;
 pub mod podman;
+pub mod twohosts;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

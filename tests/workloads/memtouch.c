@@ -1,6 +1,6 @@
 /* memtouch: a workload that checks its own memory across checkpoint and restore.
  *
- *   memtouch MIB [READY_FILE [sparse|mixed]]
+ *   memtouch MIB [READY_FILE [sparse|mixed [stamp]]]
  *
  * Touches MIB MiB, writes MIB to READY_FILE (if given), then every 100 ms flips a byte in
  * each of 8 pages and prints
@@ -10,6 +10,8 @@
  * the harness, judges its state).
  * Fill: "sparse" (default) one byte per page, the rest zero; "mixed" 1 KiB of pseudo-random
  * bytes and 3 KiB of repeated text per page, about as compressible as a real heap.
+ * With "stamp", a child prints "stamp MS" (CLOCK_REALTIME, milliseconds) every 10 ms: the
+ * largest gap between two stamps is the downtime the workload saw.
  * Calls setsid() so the dumped tree owns its session (no --shell-job needed). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +31,18 @@ int main(int argc, char **argv) {
     size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
     const char *ready = argc > 2 ? argv[2] : NULL;
     int mixed = argc > 3 && strcmp(argv[3], "mixed") == 0;
+    int stamp = argc > 4 && strcmp(argv[4], "stamp") == 0;
     size_t len = mib << 20;
     setsid();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (stamp && fork() == 0) {
+        for (;;) {
+            struct timespec now, tick = {0, 10 * 1000 * 1000};
+            clock_gettime(CLOCK_REALTIME, &now);
+            printf("stamp %lld\n", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+            nanosleep(&tick, NULL);
+        }
+    }
     unsigned char *buf = malloc(len);
     if (!buf) { perror("malloc"); return 1; }
     static const char text[] = "the quick brown fox jumps over the lazy dog; container memory page ";
@@ -44,7 +56,6 @@ int main(int argc, char **argv) {
         for (size_t j = 1024; j < PAGE; j++) buf[i + j] = text[(j + i / PAGE) % (sizeof text - 1)];
     }
     if (ready) { FILE *f = fopen(ready, "w"); if (f) { fprintf(f, "%zu\n", mib); fclose(f); } }
-    setvbuf(stdout, NULL, _IOLBF, 0);
     size_t pages = len / PAGE;
     unsigned long long expected = page_sum(buf, len);
     for (unsigned long n = 0;; n++) {

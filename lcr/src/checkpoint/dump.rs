@@ -36,6 +36,9 @@ pub struct CheckpointOpts {
     pub parent_path: Option<PathBuf>,
     pub status_fd: Option<OwnedFd>,
     pub page_server: Option<(String, u16)>,
+    /// A socket already connected to a page server (a migration relays it to the
+    /// destination's): the memory goes there, and no port is opened.
+    pub page_server_fd: Option<OwnedFd>,
     /// Save the files changed in a writable rootfs since the container started.
     pub with_rootfs_diff: bool,
     /// Save the contents of bind mounts.
@@ -64,6 +67,7 @@ impl CheckpointOpts {
             parent_path: None,
             status_fd: None,
             page_server: None,
+            page_server_fd: None,
             with_rootfs_diff: false,
             with_volumes: false,
             export: None,
@@ -169,6 +173,12 @@ impl Dumped {
             container::delete(self.frozen.release(), true)?;
         }
         Ok(self.report)
+    }
+
+    /// Leaves the container frozen, with nobody to thaw it: its fate is decided elsewhere (a
+    /// migration whose outcome is not known here). `lcr resume` or `lcr delete` ends it.
+    pub fn leave_frozen(self) {
+        drop(self.frozen.release());
     }
 
     /// The container runs on as if no checkpoint had been made (the images stay); what it

@@ -55,6 +55,9 @@ pub(super) fn dump_options(
     if let Some((addr, port)) = &opts.page_server {
         request = request.page_server(addr.clone(), *port);
     }
+    if let Some(fd) = opts.page_server_fd.take() {
+        request = request.page_server_fd(fd);
+    }
     if let Some(fd) = opts.status_fd.take() {
         request = request.status_fd(fd);
     }

@@ -50,7 +50,7 @@ pub(super) fn check_export(opts: &CheckpointOpts) -> Result<()> {
         Some("--pre-dump (a pre-dump is not restorable on its own)")
     } else if opts.settings.lazy_pages {
         Some("--lazy-pages (the memory stays behind, served on demand)")
-    } else if opts.page_server.is_some() {
+    } else if opts.page_server.is_some() || opts.page_server_fd.is_some() {
         Some("--page-server (the memory goes to the page server)")
     } else {
         None

@@ -1,0 +1,57 @@
+//! The receiving side of a dump that sends its memory elsewhere: a CRIU page server writing
+//! the pages into an image directory, serving one socket already connected (a migration
+//! relays it from the source's CRIU), so no port is opened.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use criurpc::{Options, Session};
+
+use super::settings::CriuSettings;
+use crate::{Error, Result};
+
+/// A page server that runs until its connection closes; [`PageServer::wait`] reaps it.
+pub struct PageServer {
+    session: Session,
+    pid: i32,
+}
+
+/// Starts a page server on `socket` that writes into `images_dir`, logging to
+/// `page-server.log` there.
+pub fn serve_pages(
+    settings: &CriuSettings,
+    images_dir: &Path,
+    socket: OwnedFd,
+) -> Result<PageServer> {
+    let mut request = Options::new()
+        .images_dir(images_dir)
+        .page_server_fd(socket)
+        .log_level(4)
+        .log_file("page-server.log");
+    let mut session = settings.criu.session(Some(&mut request))?;
+    session.require_supported()?;
+    let ps = session.page_server_child(&request)?;
+    Ok(PageServer {
+        session,
+        pid: ps.pid,
+    })
+}
+
+impl PageServer {
+    /// Waits until the page server has taken every page and exited; its failure, with the
+    /// log's tail.
+    pub fn wait(mut self, images_dir: &Path) -> Result<()> {
+        let status = self.session.wait_pid(self.pid);
+        self.session.finish();
+        let status = status?;
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            return Ok(());
+        }
+        let log = images_dir.join("page-server.log");
+        let excerpt = criurpc::log_excerpt(&log).unwrap_or_default();
+        Err(Error::Host {
+            what: "page server".into(),
+            reason: format!("exited with status {status:#x}: {excerpt}"),
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! What each host says of itself in its hello, and the pre-flight that compares the two
+//! before the container is touched.
+
+use lcr::checkpoint::Criu;
+
+use crate::wire::HostFacts;
+use crate::{Error, Result};
+
+/// This host's facts, found with the same probes as `lcr check`.
+pub fn this_host(criu: &Criu) -> Result<HostFacts> {
+    let version = criu.require_supported().map_err(|e| Error::Refused {
+        host: "this host".into(),
+        reason: e.to_string(),
+    })?;
+    let features = criu.features().map_err(|e| Error::Refused {
+        host: "this host".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(HostFacts {
+        lcr_version: env!("CARGO_PKG_VERSION").to_string(),
+        criu_version: version.to_string(),
+        arch: lcr::image::record::machine_arch(),
+        kernel: lcr::image::record::kernel_release(),
+        cgroup_version: format!("{:?}", lcr::cgroups::Version::detect()).to_lowercase(),
+        dirty_tracking: features.mem_track,
+        lazy_pages: features.lazy_pages && lcr::check::lazy_pages_blocker().is_none(),
+    })
+}
+
+/// Why the source's images cannot be restored on the destination, if they cannot: another
+/// architecture, or a CRIU there older than here.
+pub fn mismatch(source: &HostFacts, dest: &HostFacts) -> Option<String> {
+    if source.arch != dest.arch {
+        return Some(format!(
+            "the destination is {} and this host {}: CRIU images do not cross architectures",
+            dest.arch, source.arch
+        ));
+    }
+    let parse = |v: &str| lcr::checkpoint::CriuVersion::parse(v.split(' ').next().unwrap_or(""));
+    match (parse(&source.criu_version), parse(&dest.criu_version)) {
+        (Some(here), Some(there)) if !there.at_least(&here) => Some(format!(
+            "the destination has CRIU {}, older than this host's {}: install CRIU {} or newer there (scripts/install-criu.sh)",
+            dest.criu_version, source.criu_version, source.criu_version
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(arch: &str, criu: &str) -> HostFacts {
+        HostFacts {
+            lcr_version: "0.1.0".into(),
+            criu_version: criu.into(),
+            arch: arch.into(),
+            kernel: "6.1".into(),
+            cgroup_version: "v2".into(),
+            dirty_tracking: true,
+            lazy_pages: true,
+        }
+    }
+
+    #[test]
+    fn architecture_and_an_older_criu_are_refused() {
+        assert!(mismatch(&facts("x86_64", "4.2.1"), &facts("x86_64", "4.2.1")).is_none());
+        assert!(mismatch(&facts("x86_64", "4.1"), &facts("x86_64", "4.2.1")).is_none());
+        let e = mismatch(&facts("x86_64", "4.2.1"), &facts("x86_64", "4.1")).unwrap();
+        assert!(e.contains("older"), "{e}");
+        let e = mismatch(&facts("x86_64", "4.2.1"), &facts("aarch64", "4.2.1")).unwrap();
+        assert!(e.contains("architectures"), "{e}");
+    }
+}

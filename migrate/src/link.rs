@@ -1,0 +1,188 @@
+//! One connection to the other lcr, used by several threads: the control messages in order,
+//! the page-server bytes relayed both ways between the local CRIU's socket and the wire, and
+//! the image files' data.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::wire::{Channel, Frame, HostFacts, Message, Reader, Writer, PROTOCOL_VERSION};
+use crate::{Error, Result};
+
+/// What the reading thread hands on, in the order it came.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Message),
+    FileData(Vec<u8>),
+}
+
+type Sink = Arc<Mutex<Option<UnixStream>>>;
+
+pub struct Link {
+    writer: Arc<Writer<Box<dyn Write + Send>>>,
+    incoming: Receiver<Result<Incoming>>,
+    pages_in: Sink,
+    pages_out: Option<JoinHandle<Result<()>>>,
+    /// Bytes sent on the wire (frames' payloads).
+    pub sent: Arc<AtomicU64>,
+}
+
+impl Link {
+    /// Starts the thread that reads `input`: Pages frames go straight to the page socket
+    /// set by [`Link::relay_pages`], everything else to [`Link::recv`].
+    pub fn start(input: impl Read + Send + 'static, output: impl Write + Send + 'static) -> Self {
+        let (tx, incoming) = channel();
+        let pages_in: Sink = Arc::new(Mutex::new(None));
+        let sink = pages_in.clone();
+        std::thread::spawn(move || {
+            let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, input));
+            loop {
+                let item = match reader.frame() {
+                    Ok(Some(Frame::Data(Channel::Pages, bytes))) => match deliver(&sink, &bytes) {
+                        Ok(()) => continue,
+                        Err(e) => Err(e),
+                    },
+                    Ok(Some(Frame::Data(_, bytes))) => Ok(Incoming::FileData(bytes)),
+                    Ok(Some(Frame::Control(Message::PagesEnd))) => {
+                        // The other CRIU is done: ours sees the end of its connection.
+                        if let Some(s) = sink.lock().ok().and_then(|mut s| s.take()) {
+                            let _ = s.shutdown(std::net::Shutdown::Write);
+                        }
+                        Ok(Incoming::Message(Message::PagesEnd))
+                    }
+                    Ok(Some(Frame::Control(m))) => Ok(Incoming::Message(m)),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Self {
+            writer: Arc::new(Writer::new(Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                output,
+            )))),
+            incoming,
+            pages_in,
+            pages_out: None,
+            sent: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn send(&self, m: &Message) -> Result<()> {
+        self.writer.send(m)
+    }
+
+    pub fn send_data(&self, ch: Channel, bytes: &[u8]) -> Result<()> {
+        self.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.writer.data(ch, bytes)
+    }
+
+    /// The next message or file data; an error when the other side closed the connection.
+    pub fn recv(&self) -> Result<Incoming> {
+        match self.incoming.recv() {
+            Ok(item) => item,
+            Err(_) => Err(Error::Protocol(
+                "the other side closed the connection".into(),
+            )),
+        }
+    }
+
+    /// The next control message (file data here is a protocol error).
+    pub fn message(&self) -> Result<Message> {
+        match self.recv()? {
+            Incoming::Message(m) => Ok(m),
+            Incoming::FileData(_) => Err(Error::Protocol("file data without a file".into())),
+        }
+    }
+
+    pub fn hello(&self, host: HostFacts) -> Result<()> {
+        self.send(&Message::Hello {
+            protocol: PROTOCOL_VERSION,
+            host,
+        })
+    }
+
+    /// The other side's hello (or its refusal).
+    pub fn expect_hello(&self) -> Result<HostFacts> {
+        match self.message()? {
+            Message::Hello { protocol, host } if protocol == PROTOCOL_VERSION => Ok(host),
+            Message::Hello { protocol, host } => Err(Error::Protocol(format!(
+                "the other side (lcr {}) speaks protocol {protocol}, this lcr {PROTOCOL_VERSION}: install the same lcr on both hosts",
+                host.lcr_version
+            ))),
+            Message::Refused { reason } => Err(Error::Refused {
+                host: "the destination".into(),
+                reason,
+            }),
+            other => Err(Error::Protocol(format!("expected a hello, got {other:?}"))),
+        }
+    }
+
+    /// Relays `socket` (this side's end of CRIU's page-server connection) over the wire:
+    /// what arrives on the Pages channel is written into it, what CRIU writes is sent, and
+    /// when CRIU closes it the other side is told (`PagesEnd`).
+    pub fn relay_pages(&mut self, socket: UnixStream) -> Result<()> {
+        let reading = socket.try_clone().map_err(|cause| Error::Io {
+            context: "page-server socket".into(),
+            cause,
+        })?;
+        *self
+            .pages_in
+            .lock()
+            .map_err(|_| Error::Protocol("the reading thread panicked".into()))? = Some(socket);
+        let writer = self.writer.clone();
+        let sent = self.sent.clone();
+        self.pages_out = Some(std::thread::spawn(move || {
+            let mut reading = reading;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match reading.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(cause) => {
+                        return Err(Error::Io {
+                            context: "read the page-server socket".into(),
+                            cause,
+                        })
+                    }
+                };
+                sent.fetch_add(n as u64, Ordering::Relaxed);
+                writer.data(Channel::Pages, &buf[..n])?;
+            }
+            writer.send(&Message::PagesEnd)
+        }));
+        Ok(())
+    }
+
+    /// Waits until this side's CRIU closed its page-server connection (and the other side
+    /// was told).
+    pub fn pages_sent(&mut self) -> Result<()> {
+        match self.pages_out.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| Error::Protocol("the page relay panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+fn deliver(sink: &Sink, bytes: &[u8]) -> Result<()> {
+    let mut guard = sink
+        .lock()
+        .map_err(|_| Error::Protocol("a relay thread panicked".into()))?;
+    let socket = guard
+        .as_mut()
+        .ok_or_else(|| Error::Protocol("page data without a page server".into()))?;
+    socket.write_all(bytes).map_err(|cause| Error::Io {
+        context: "write the page-server socket".into(),
+        cause,
+    })
+}

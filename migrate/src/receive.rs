@@ -1,0 +1,197 @@
+//! The receiving side (`lcr migrate-receive`, started by the source over ssh): its own
+//! pre-flight, a page server for the memory, the other image files, the restore. It makes
+//! the container complete before it reports it running; until then a failure or a closed
+//! connection undoes everything it made. The images live in a temporary directory that goes
+//! when it ends.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use lcr::checkpoint::{CriuSettings, ImageDir, PageServer, RestoreOpts};
+use lcr::container::Store;
+
+use crate::link::{Incoming, Link};
+use crate::wire::Message;
+use crate::{facts, Error, Result};
+
+/// What the source asked for on the command line it ran here.
+pub struct Request {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// The container's stdout and stderr (appended to).
+    pub log: PathBuf,
+    pub settings: CriuSettings,
+}
+
+/// The most a source may send as one image file (the memory goes to the page server).
+const MAX_FILE: u64 = 1 << 30;
+
+/// Serves one migration on this process's stdin and stdout.
+pub fn receive(store: &Store, req: Request) -> Result<()> {
+    let (input, output) = take_stdio(&req.log)?;
+    let mut link = Link::start(input, output);
+    let result = serve(store, &req, &mut link);
+    if let Err(e) = &result {
+        let _ = link.send(&Message::Refused {
+            reason: e.to_string(),
+        });
+    }
+    result
+}
+
+/// The protocol's ends (this process's stdin and stdout, moved to other fds), with stdin
+/// then /dev/null and stdout and stderr the log: the restored container inherits them, and
+/// must not write into the ssh connection.
+fn take_stdio(log: &Path) -> Result<(File, File)> {
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |cause| Error::Io {
+            context: what,
+            cause,
+        }
+    };
+    let dup = |fd: i32| -> Result<File> {
+        // SAFETY: fds 0 and 1 are open for the life of the process; we only duplicate them.
+        let owned: OwnedFd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .map_err(io("dup the connection"))?;
+        Ok(File::from(owned))
+    };
+    let (input, output) = (dup(0)?, dup(1)?);
+    if let Some(d) = log.parent() {
+        std::fs::create_dir_all(d).map_err(io(&format!("create {}", d.display())))?;
+    }
+    let null = File::open("/dev/null").map_err(io("open /dev/null"))?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io(&format!("open {}", log.display())))?;
+    let redirected = nix::unistd::dup2_stdin(&null)
+        .and_then(|()| nix::unistd::dup2_stdout(&out))
+        .and_then(|()| nix::unistd::dup2_stderr(&out));
+    redirected.map_err(|e| io("redirect stdio")(e.into()))?;
+    Ok((input, output))
+}
+
+fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
+    preflight(store, req)?;
+    link.hello(facts::this_host(&req.settings.criu)?)?;
+    let source = link.expect_hello()?;
+    if let Some(why) = facts::mismatch(&source, &facts::this_host(&req.settings.criu)?) {
+        return Err(Error::Refused {
+            host: "the destination".into(),
+            reason: why,
+        });
+    }
+    let images = ImageDir::temporary("migrate-in")?;
+    let mut page_server: Option<PageServer> = None;
+    loop {
+        match link.recv()? {
+            Incoming::Message(Message::StartPages) => {
+                let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
+                    context: "page-server socket pair".into(),
+                    cause,
+                })?;
+                page_server = Some(lcr::checkpoint::serve_pages(
+                    &req.settings,
+                    images.path(),
+                    criu_end.into(),
+                )?);
+                link.relay_pages(mine)?;
+                link.send(&Message::PagesReady)?;
+            }
+            Incoming::Message(Message::PagesEnd) => {
+                // The source's CRIU is done; ours has the end of its connection and exits.
+                if let Some(ps) = page_server.take() {
+                    ps.wait(images.path())?;
+                }
+                link.pages_sent()?;
+            }
+            Incoming::Message(Message::File { name, size }) => {
+                receive_file(link, images.path(), &name, size)?;
+            }
+            Incoming::Message(Message::Restore) => {
+                let mut opts = RestoreOpts::new(&req.bundle, images.path());
+                opts.settings = req.settings.clone();
+                let (c, _) = lcr::checkpoint::restore(store, &req.id, opts)?;
+                link.send(&Message::Running { pid: c.state.pid })?;
+            }
+            Incoming::Message(Message::Done) => return Ok(()),
+            Incoming::Message(Message::Abort { reason }) => {
+                return Err(Error::Refused {
+                    host: "the source".into(),
+                    reason,
+                })
+            }
+            Incoming::Message(other) => {
+                return Err(Error::Protocol(format!("unexpected {other:?}")))
+            }
+            Incoming::FileData(_) => {
+                return Err(Error::Protocol("file data without a file".into()))
+            }
+        }
+    }
+}
+
+/// What the source cannot be asked for later: an id that is free, a bundle that loads.
+fn preflight(store: &Store, req: &Request) -> Result<()> {
+    lcr::container::validate_id(&req.id)?;
+    if store.dir(&req.id).exists() {
+        return Err(Error::Refused {
+            host: "the destination".into(),
+            reason: format!(
+                "container {:?} already exists there: choose another --dest-id",
+                req.id
+            ),
+        });
+    }
+    lcr::spec::Bundle::load(&req.bundle)?;
+    Ok(())
+}
+
+/// One image file: a plain name that is not there yet, at most [`MAX_FILE`] bytes, written
+/// as its data frames come.
+fn receive_file(link: &Link, dir: &Path, name: &str, size: u64) -> Result<()> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !plain || size > MAX_FILE {
+        return Err(Error::Protocol(format!(
+            "image file {name:?} ({size} bytes) refused: a plain file name of at most {MAX_FILE} bytes"
+        )));
+    }
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|cause| Error::Io {
+            context: format!("create {}", path.display()),
+            cause,
+        })?;
+    let mut got = 0u64;
+    while got < size {
+        let Incoming::FileData(bytes) = link.recv()? else {
+            return Err(Error::Protocol(format!(
+                "{name}: its data ended after {got} of {size} bytes"
+            )));
+        };
+        got += bytes.len() as u64;
+        if got > size {
+            return Err(Error::Protocol(format!(
+                "{name}: more data than its {size} bytes"
+            )));
+        }
+        f.write_all(&bytes).map_err(|cause| Error::Io {
+            context: format!("write {}", path.display()),
+            cause,
+        })?;
+    }
+    Ok(())
+}

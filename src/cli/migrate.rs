@@ -1,0 +1,153 @@
+use std::path::PathBuf;
+
+use lcr::container::{Container, Store};
+use migrate::source::{Report, Request};
+use migrate::ssh::Ssh;
+use migrate::Destination;
+
+use super::checkpoint::CriuFlags;
+
+/// Exit status when the connection broke while the destination restored (the container is
+/// left frozen here; the message says how to finish).
+pub const EXIT_UNDECIDED: i32 = 3;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Strategy {
+    /// The best one both hosts allow (here: stop-copy).
+    Auto,
+    /// Freeze, dump with the memory streamed into the destination's page server, restore.
+    StopCopy,
+}
+
+#[derive(clap::Args)]
+/// Move a running container to another host over ssh.
+pub struct Args {
+    pub id: String,
+    /// `ssh://[user@]host[:port]` or `[user@]host`.
+    dest: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    strategy: Strategy,
+    /// The container's id there (default: the same).
+    #[arg(long)]
+    dest_id: Option<String>,
+    /// lcr's state directory there (default: the same as here).
+    #[arg(long)]
+    dest_root: Option<PathBuf>,
+    /// The bundle to restore into there (default: the container's bundle path here; the
+    /// rootfs is shared).
+    #[arg(long)]
+    dest_bundle: Option<PathBuf>,
+    /// Where the container's stdout and stderr go there (default /var/log/lcr/ID.log).
+    #[arg(long)]
+    dest_log: Option<PathBuf>,
+    /// The lcr to run there.
+    #[arg(long, default_value = "lcr")]
+    dest_lcr: String,
+    /// The ssh client to run.
+    #[arg(long, default_value = "ssh")]
+    ssh: String,
+    /// An ssh option (`-o Key=value`), passed on; may be repeated.
+    #[arg(short = 'o', action = clap::ArgAction::Append)]
+    ssh_option: Vec<String>,
+    #[arg(long)]
+    print_stats: bool,
+    /// Print one JSON report.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    criu: CriuFlags,
+}
+
+/// Both ends write into a connection the other may close at any moment: a broken pipe must
+/// be an error that unwinds (thawing the container, rolling back a restore), not a signal
+/// that kills lcr midway. CRIU restores its tree's own dispositions from the images.
+fn broken_pipe_is_an_error() {
+    // SAFETY: setting a signal disposition; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32> {
+    broken_pipe_is_an_error();
+    let dest = Destination::parse(&a.dest)?;
+    let bundle = match &a.dest_bundle {
+        Some(b) => b.clone(),
+        None => Container::read(store, &a.id)?.state.bundle.clone(),
+    };
+    let dest_id = a.dest_id.clone().unwrap_or_else(|| a.id.clone());
+    let req = Request {
+        id: a.id.clone(),
+        dest: dest.clone(),
+        ssh: Ssh {
+            program: a.ssh.clone(),
+            options: a.ssh_option.clone(),
+        },
+        dest_lcr: a.dest_lcr.clone(),
+        dest_log: a
+            .dest_log
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/var/log/lcr/{dest_id}.log"))),
+        dest_id,
+        dest_root: a.dest_root.clone().unwrap_or_else(|| root.to_path_buf()),
+        dest_bundle: bundle,
+        settings: a.criu.settings()?,
+    };
+    if !a.json {
+        let why = match a.strategy {
+            Strategy::Auto => "stop-copy: the one strategy this lcr has so far",
+            Strategy::StopCopy => "stop-copy: as asked",
+        };
+        eprintln!("lcr: migrating {} to {dest} ({why})", a.id);
+    }
+    match migrate::source::migrate(store, req) {
+        Ok(report) => {
+            print_report(&report, a.json, a.print_stats)?;
+            Ok(0)
+        }
+        Err(migrate::Error::Undecided(why)) => {
+            eprintln!("lcr: {why}");
+            Ok(EXIT_UNDECIDED)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_report(r: &Report, json: bool, stats: bool) -> anyhow::Result<()> {
+    if json {
+        return super::print_json(r);
+    }
+    if stats {
+        println!(
+            "{}: downtime {} ms (dump {} ms, images {} ms, restore {} ms), total {} ms, {} bytes sent",
+            r.strategy, r.downtime_ms, r.dump_ms, r.transfer_ms, r.restore_ms, r.total_ms, r.bytes_sent
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+/// The receiving end of `lcr migrate` (started by it over ssh; speaks on stdin and stdout).
+pub struct ReceiveArgs {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The restored container's stdout and stderr.
+    #[arg(long)]
+    stdio_log: PathBuf,
+    #[command(flatten)]
+    criu: CriuFlags,
+}
+
+pub fn run_receive(store: &Store, a: ReceiveArgs) -> anyhow::Result<i32> {
+    broken_pipe_is_an_error();
+    migrate::receive::receive(
+        store,
+        migrate::receive::Request {
+            id: a.id,
+            bundle: a.bundle,
+            log: a.stdio_log,
+            settings: a.criu.settings()?,
+        },
+    )?;
+    Ok(0)
+}

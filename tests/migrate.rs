@@ -1,0 +1,210 @@
+//! Migration between two "hosts" (network namespaces, the destination with its own sshd):
+//! the way in (the user's ssh, a remote lcr started with its arguments intact, nothing a
+//! remote shell reinterprets), and stop-and-copy of a counting container, which counts on
+//! there from where it stopped, with no port opened.
+
+mod common;
+
+use common::counter::*;
+use common::twohosts::{TwoHosts, DEST_ADDR};
+use common::*;
+use migrate::ssh::{RemoteCommand, Ssh};
+use migrate::Destination;
+
+fn the_receiving_lcr_gets_its_arguments_as_they_were() {
+    let Some(h) = TwoHosts::new("mig-ssh") else {
+        return;
+    };
+    let before = h.listening(&h.dest_ns);
+    let ssh = Ssh {
+        program: h.ssh.to_string_lossy().into_owned(),
+        options: vec!["ConnectTimeout=10".into()],
+    };
+    let dest = Destination::parse(&format!("ssh://root@{DEST_ADDR}")).unwrap();
+    // A bundle directory whose name a shell would split, expand and run (in root's home,
+    // where the remote shell starts).
+    let pwned = format!("lcr-pwned-{}", std::process::id());
+    let marker = std::path::Path::new("/root").join(&pwned);
+    let bundle = h
+        .tmp
+        .path()
+        .join(format!("it's a $(touch {pwned}) `id` dir"));
+    std::fs::create_dir(&bundle).unwrap();
+    let remote = RemoteCommand::new(lcr_bin())
+        .arg("spec")
+        .arg("--bundle")
+        .arg(bundle.to_string_lossy());
+    let out = ssh.command(&dest, &remote).unwrap().output().unwrap();
+    assert!(
+        out.status.success(),
+        "ssh: {}\nsshd: {}",
+        String::from_utf8_lossy(&out.stderr),
+        h.sshd_log()
+    );
+    assert!(
+        bundle.join("config.json").exists(),
+        "the bundle path arrived changed"
+    );
+    let ran = marker.exists();
+    let _ = std::fs::remove_file(&marker);
+    assert!(!ran, "the remote shell ran part of an argument");
+    assert_eq!(h.listening(&h.dest_ns), before, "a port was opened");
+
+    // Refused authentication is ssh's error, quoted, and nothing runs.
+    let stranger = Ssh {
+        program: h.ssh.to_string_lossy().into_owned(),
+        options: vec!["IdentityFile=/dev/null".into(), "IdentitiesOnly=yes".into()],
+    };
+    std::fs::write(h.tmp.path().join("authorized_keys"), "").unwrap();
+    let out = stranger.command(&dest, &remote).unwrap().output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `lcr migrate` of `c` into `r` (its bundle there) through `h`, with `extra` flags.
+fn migrate(h: &TwoHosts, c: &Ctr, r: &Ctr, extra: &[&str]) -> std::process::Output {
+    migrate_into(h, c, (&r.root, &r.id), &r.bundle, extra)
+}
+
+/// `lcr migrate` of `c` to container `id` under state root `root` there, from `bundle`; the
+/// container's output there goes to `dest.log` beside the bundle.
+fn migrate_into(
+    h: &TwoHosts,
+    c: &Ctr,
+    (root, id): (&std::path::Path, &str),
+    bundle: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let dest_log = bundle.with_file_name("dest.log");
+    let dest = format!("ssh://root@{DEST_ADDR}");
+    let mut args = vec![
+        "migrate",
+        c.id.as_str(),
+        dest.as_str(),
+        "--ssh",
+        h.ssh.to_str().unwrap(),
+        "--dest-lcr",
+        lcr_bin(),
+        "--dest-root",
+        root.to_str().unwrap(),
+        "--dest-id",
+        id,
+        "--dest-bundle",
+        bundle.to_str().unwrap(),
+        "--dest-log",
+        dest_log.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    c.lcr(&args)
+}
+
+fn a_counting_container_moves_and_counts_on_there() {
+    let Some(h) = TwoHosts::new("mig-sc") else {
+        return;
+    };
+    let Some((c, log)) = counter("mig-sc") else {
+        return;
+    };
+    // The same rootfs and the same /host (shared storage), another cgroup and state root.
+    let r = bundle_on_same_rootfs(&c, "mig-sc2");
+    let listening = h.listening(&h.dest_ns);
+    let out = migrate(&h, &c, &r, &["--print-stats"]);
+    assert!(
+        out.status.success(),
+        "{}
+sshd: {}",
+        stderr(&out),
+        h.sshd_log()
+    );
+    let stats = String::from_utf8_lossy(&out.stdout);
+    assert!(stats.contains("downtime"), "{stats}");
+    eprintln!("{}", stats.trim());
+    // Gone here, running there, counting on from where it stopped.
+    assert!(
+        !c.lcr(&["state", &c.id]).status.success(),
+        "still on the source"
+    );
+    assert_eq!(r.state()["status"], "running");
+    let last_here = lines(&log).last().map(|(n, _)| *n).unwrap_or(0);
+    let dest_log = r.tmp.path().join("dest.log");
+    wait_until("counting on at the destination", || {
+        lines(&dest_log).len() > 3
+    });
+    let first_there = lines(&dest_log)[0].0;
+    assert_eq!(
+        first_there,
+        last_here + 1,
+        "the count did not go on from where it stopped"
+    );
+    assert_eq!(h.listening(&h.dest_ns), listening, "a port was opened");
+    r.ok(&["delete", "--force", &r.id]);
+}
+
+/// The source counts on, never left frozen, and the destination has nothing of it.
+fn stayed_here(c: &Ctr, r: &Ctr, out: &std::process::Output, what: &str) {
+    assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(out));
+    assert_eq!(
+        c.state()["status"],
+        "running",
+        "{what}: the source is not running"
+    );
+    let n = count(c);
+    wait_until("counting on at the source", || count(c) > n + 2);
+    assert!(
+        !r.lcr(&["state", &r.id]).status.success(),
+        "{what}: left on the destination"
+    );
+    assert!(
+        !cgroup_exists(&r.cgroup),
+        "{what}: a cgroup left on the destination"
+    );
+}
+
+fn a_failed_or_refused_destination_leaves_the_container_running_here() {
+    let Some(h) = TwoHosts::new("mig-flt") else {
+        return;
+    };
+    let Some((c, _log)) = counter("mig-flt") else {
+        return;
+    };
+    // The destination's bundle binds nothing at /host: its restore fails, after the dump.
+    let r = Ctr::new("mig-flt2").unwrap();
+    let out = migrate(&h, &c, &r, &[]);
+    stayed_here(&c, &r, &out, "failed restore");
+    assert!(stderr(&out).contains("/host"), "{}", stderr(&out));
+
+    // The id is taken there: refused before the container is touched.
+    let r = bundle_on_same_rootfs(&c, "mig-flt3");
+    let other = Ctr::new("mig-flt3b").unwrap();
+    other.args("sleep 100");
+    other.run_detached();
+    let out = migrate_into(&h, &c, (&other.root, &other.id), &r.bundle, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(c.state()["status"], "running");
+    assert_eq!(
+        other.state()["status"],
+        "running",
+        "the other container was touched"
+    );
+
+    // Authentication refused: ssh's own words, and nothing touched.
+    std::fs::write(h.tmp.path().join("authorized_keys"), "").unwrap();
+    let out = migrate(&h, &c, &r, &[]);
+    stayed_here(&c, &r, &out, "authentication refused");
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+lcr_test_harness::tests!(
+    the_receiving_lcr_gets_its_arguments_as_they_were,
+    a_counting_container_moves_and_counts_on_there,
+    a_failed_or_refused_destination_leaves_the_container_running_here,
+);
