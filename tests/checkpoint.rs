@@ -373,29 +373,10 @@ fn an_established_tcp_connection_inside_the_container_survives() {
         return;
     }
     let host = c.host_dir();
-    let grant_net_admin = |c: &Ctr| {
-        c.edit(|v| {
-            for k in ["bounding", "effective", "permitted"] {
-                v["process"]["capabilities"][k]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!("CAP_NET_ADMIN"));
-            }
-        })
-    };
     grant_net_admin(&c);
-    // An echo server and a counting client on the container's own loopback.
-    c.args(
-        "ip link set lo up; nc -l -p 5555 -e cat & sleep 0.3; \
-         i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 5555 > /host/replies",
-    );
+    c.args(TCP_ECHO);
     c.run_detached();
-    let replies = || {
-        read(host.join("replies"))
-            .lines()
-            .filter_map(|l| l.parse::<u64>().ok())
-            .collect::<Vec<_>>()
-    };
+    let replies = || replies(&host);
     wait_until("echoes", || replies().len() > 3);
     let img = c.tmp.path().join("img");
     // Without --tcp-established CRIU refuses, and the container runs on.

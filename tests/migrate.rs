@@ -203,8 +203,73 @@ fn a_failed_or_refused_destination_leaves_the_container_running_here() {
     );
 }
 
+fn a_connection_cut_during_the_dump_leaves_the_container_running_here() {
+    let Some(h) = TwoHosts::new("mig-cut") else {
+        return;
+    };
+    let Some((c, _log)) = counter("mig-cut") else {
+        return;
+    };
+    let r = bundle_on_same_rootfs(&c, "mig-cut2");
+    // An ssh whose connection ends after 20 kB: amid the container's memory (dd passes on
+    // each byte as it comes; head would hold them back).
+    let cut = h.tmp.path().join("ssh-cut");
+    std::fs::write(
+        &cut,
+        format!(
+            "#!/bin/sh\ndd bs=1 count=20000 status=none | {} \"$@\"\n",
+            h.ssh.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    let out = migrate(&h, &c, &r, &["--ssh", cut.to_str().unwrap()]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "lcr waited on a dead connection"
+    );
+    stayed_here(&c, &r, &out, "connection cut");
+}
+
+fn an_established_tcp_connection_moves_with_tcp_established() {
+    let Some(h) = TwoHosts::new("mig-tcp") else {
+        return;
+    };
+    let Some(c) = Ctr::new("mig-tcp") else { return };
+    if !criu_ready() {
+        return;
+    }
+    let host = c.host_dir();
+    grant_net_admin(&c);
+    c.args(TCP_ECHO);
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &c.tmp.path().join("app.log"),
+    );
+    let replies = || replies(&host);
+    wait_until("echoes", || replies().len() > 3);
+    let r = bundle_on_same_rootfs(&c, "mig-tcp2");
+    grant_net_admin(&r);
+    let out = migrate(&h, &c, &r, &["--tcp-established"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(r.state()["status"], "running");
+    let n = replies().len();
+    wait_until("echoes from the destination", || replies().len() > n + 3);
+    // The same stream: every number once, in order.
+    let got = replies();
+    assert!(
+        got.windows(2).all(|w| w[1] == w[0] + 1),
+        "the stream broke: {got:?}"
+    );
+    r.ok(&["delete", "--force", &r.id]);
+}
+
 lcr_test_harness::tests!(
     the_receiving_lcr_gets_its_arguments_as_they_were,
+    an_established_tcp_connection_moves_with_tcp_established,
     a_counting_container_moves_and_counts_on_there,
     a_failed_or_refused_destination_leaves_the_container_running_here,
+    a_connection_cut_during_the_dump_leaves_the_container_running_here,
 );

@@ -107,7 +107,12 @@ fn io_err(path: &Path, what: &str, cause: io::Error) -> Error {
 /// gigabytes, and process memory). Those an lcr killed before it could remove its own are
 /// removed first: their pid is in the name, and a directory whose lcr is gone is nobody's.
 pub fn work_dir(kind: &str) -> Result<WorkDir> {
-    let base = std::env::temp_dir();
+    work_dir_in(&std::env::temp_dir(), kind)
+}
+
+/// As [`work_dir`], below `base`.
+pub fn work_dir_in(base: &Path, kind: &str) -> Result<WorkDir> {
+    let base = base.to_path_buf();
     let prefix = format!("lcr-{kind}-");
     remove_orphans(&base, |name| {
         name.strip_prefix(&prefix)?.split('-').next()?.parse().ok()

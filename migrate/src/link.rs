@@ -5,11 +5,15 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::wire::{Channel, Frame, HostFacts, Message, Reader, Writer, PROTOCOL_VERSION};
+use crate::wire::{
+    pack_chunk, unpack_chunk, Channel, Frame, HostFacts, Message, Reader, Writer, MAX_CHUNK,
+    PROTOCOL_VERSION,
+};
 use crate::{Error, Result};
 
 /// What the reading thread hands on, in the order it came.
@@ -21,6 +25,13 @@ pub enum Incoming {
 
 type Sink = Arc<Mutex<Option<UnixStream>>>;
 
+/// How long the other side may say nothing before the migration is given up: every phase
+/// but the restore (see [`RESTORE_LIMIT`]) answers within it.
+pub const QUIET_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long a restore on the other side may take (as `lcr restore --timeout`'s default).
+pub const RESTORE_LIMIT: Duration = Duration::from_secs(600);
+
 pub struct Link {
     writer: Arc<Writer<Box<dyn Write + Send>>>,
     incoming: Receiver<Result<Incoming>>,
@@ -28,6 +39,9 @@ pub struct Link {
     pages_out: Option<JoinHandle<Result<()>>>,
     /// Bytes sent on the wire (frames' payloads).
     pub sent: Arc<AtomicU64>,
+    started: Instant,
+    /// When the other side last sent a frame, in milliseconds after `started`.
+    last_heard: Arc<AtomicU64>,
 }
 
 impl Link {
@@ -37,14 +51,21 @@ impl Link {
         let (tx, incoming) = channel();
         let pages_in: Sink = Arc::new(Mutex::new(None));
         let sink = pages_in.clone();
+        let started = Instant::now();
+        let last_heard = Arc::new(AtomicU64::new(0));
+        let heard = last_heard.clone();
         std::thread::spawn(move || {
             let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, input));
             loop {
-                let item = match reader.frame() {
-                    Ok(Some(Frame::Data(Channel::Pages, bytes))) => match deliver(&sink, &bytes) {
-                        Ok(()) => continue,
-                        Err(e) => Err(e),
-                    },
+                let frame = reader.frame();
+                heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                let item = match frame {
+                    Ok(Some(Frame::Data(Channel::Pages, payload))) => {
+                        match unpack_chunk(&payload).and_then(|raw| deliver(&sink, &raw)) {
+                            Ok(()) => continue,
+                            Err(e) => Err(e),
+                        }
+                    }
                     Ok(Some(Frame::Data(_, bytes))) => Ok(Incoming::FileData(bytes)),
                     Ok(Some(Frame::Control(Message::PagesEnd))) => {
                         // The other CRIU is done: ours sees the end of its connection.
@@ -54,11 +75,15 @@ impl Link {
                         Ok(Incoming::Message(Message::PagesEnd))
                     }
                     Ok(Some(Frame::Control(m))) => Ok(Incoming::Message(m)),
-                    Ok(None) => return,
+                    Ok(None) => {
+                        cut(&sink);
+                        return;
+                    }
                     Err(e) => Err(e),
                 };
                 let failed = item.is_err();
                 if tx.send(item).is_err() || failed {
+                    cut(&sink);
                     return;
                 }
             }
@@ -72,6 +97,8 @@ impl Link {
             pages_in,
             pages_out: None,
             sent: Arc::new(AtomicU64::new(0)),
+            started,
+            last_heard,
         }
     }
 
@@ -84,19 +111,47 @@ impl Link {
         self.writer.data(ch, bytes)
     }
 
-    /// The next message or file data; an error when the other side closed the connection.
+    /// The next message or file data; an error when the other side closed the connection
+    /// or said nothing for [`QUIET_LIMIT`].
     pub fn recv(&self) -> Result<Incoming> {
-        match self.incoming.recv() {
-            Ok(item) => item,
-            Err(_) => Err(Error::Protocol(
-                "the other side closed the connection".into(),
-            )),
+        self.recv_within(QUIET_LIMIT)
+    }
+
+    /// As [`Link::recv`], with `limit` as the longest the connection may stay idle (page
+    /// data flowing meanwhile counts as activity).
+    pub fn recv_within(&self, limit: Duration) -> Result<Incoming> {
+        loop {
+            match self.incoming.recv_timeout(limit) {
+                Ok(item) => return item,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Protocol(
+                        "the other side closed the connection".into(),
+                    ))
+                }
+                Err(RecvTimeoutError::Timeout) if self.idle() < limit => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Error::Protocol(format!(
+                        "the other side sent nothing for {} s",
+                        limit.as_secs()
+                    )))
+                }
+            }
         }
+    }
+
+    /// How long since the other side last sent anything.
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_heard.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
     }
 
     /// The next control message (file data here is a protocol error).
     pub fn message(&self) -> Result<Message> {
-        match self.recv()? {
+        self.message_within(QUIET_LIMIT)
+    }
+
+    pub fn message_within(&self, limit: Duration) -> Result<Message> {
+        match self.recv_within(limit)? {
             Incoming::Message(m) => Ok(m),
             Incoming::FileData(_) => Err(Error::Protocol("file data without a file".into())),
         }
@@ -141,7 +196,7 @@ impl Link {
         let sent = self.sent.clone();
         self.pages_out = Some(std::thread::spawn(move || {
             let mut reading = reading;
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = vec![0u8; MAX_CHUNK];
             loop {
                 let n = match reading.read(&mut buf) {
                     Ok(0) => break,
@@ -154,8 +209,14 @@ impl Link {
                         })
                     }
                 };
-                sent.fetch_add(n as u64, Ordering::Relaxed);
-                writer.data(Channel::Pages, &buf[..n])?;
+                let chunk = pack_chunk(&buf[..n]);
+                sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if let Err(e) = writer.data(Channel::Pages, &chunk) {
+                    // The connection is gone: CRIU must see its page server go too, or it
+                    // waits for ever.
+                    let _ = reading.shutdown(std::net::Shutdown::Both);
+                    return Err(e);
+                }
             }
             writer.send(&Message::PagesEnd)
         }));
@@ -171,6 +232,14 @@ impl Link {
                 .map_err(|_| Error::Protocol("the page relay panicked".into()))?,
             None => Ok(()),
         }
+    }
+}
+
+/// The connection ended: the local CRIU's page-server socket is shut, so that a CRIU waiting
+/// on the other side's answer fails instead of waiting for ever.
+fn cut(sink: &Sink) {
+    if let Some(s) = sink.lock().ok().and_then(|mut s| s.take()) {
+        let _ = s.shutdown(std::net::Shutdown::Both);
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Request {
     pub bundle: PathBuf,
     /// The container's stdout and stderr (appended to).
     pub log: PathBuf,
+    /// Where the temporary image directory is made (default: $TMPDIR).
+    pub images_in: Option<PathBuf>,
     pub settings: CriuSettings,
 }
 
@@ -79,15 +81,19 @@ fn take_stdio(log: &Path) -> Result<(File, File)> {
 
 fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
     preflight(store, req)?;
-    link.hello(facts::this_host(&req.settings.criu)?)?;
+    let here = facts::this_host(&req.settings.criu)?;
+    link.hello(here.clone())?;
     let source = link.expect_hello()?;
-    if let Some(why) = facts::mismatch(&source, &facts::this_host(&req.settings.criu)?) {
+    if let Some(why) = facts::mismatch(&source, &here) {
         return Err(Error::Refused {
             host: "the destination".into(),
             reason: why,
         });
     }
-    let images = ImageDir::temporary("migrate-in")?;
+    let images = match &req.images_in {
+        Some(parent) => ImageDir::temporary_in(parent, "migrate-in")?,
+        None => ImageDir::temporary("migrate-in")?,
+    };
     let mut page_server: Option<PageServer> = None;
     loop {
         match link.recv()? {

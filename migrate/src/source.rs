@@ -30,6 +30,8 @@ pub struct Request {
     pub dest_bundle: PathBuf,
     /// Where the container's stdout and stderr go on the destination.
     pub dest_log: PathBuf,
+    /// Where the destination keeps the images while it restores (default: its $TMPDIR).
+    pub dest_images: Option<PathBuf>,
     /// CRIU's settings for the dump (`--tcp-established` among them).
     pub settings: CriuSettings,
 }
@@ -87,9 +89,12 @@ fn spawn_receiver(req: &Request) -> Result<Child> {
         .arg(req.dest_bundle.to_string_lossy())
         .arg("--stdio-log")
         .arg(req.dest_log.to_string_lossy());
+    let mut remote = remote;
+    if let Some(d) = &req.dest_images {
+        remote = remote.arg("--images-in").arg(d.to_string_lossy());
+    }
     // What CRIU must also be told to restore what it was told to dump.
     let s = &req.settings;
-    let mut remote = remote;
     for (on, flag) in [
         (s.tcp_established, "--tcp-established"),
         (s.ext_unix_sk, "--ext-unix-sk"),
@@ -130,9 +135,8 @@ fn with_ssh_error(
 }
 
 fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> Result<Report> {
-    let criu = req.settings.criu.clone();
-    link.hello(facts::this_host(&criu)?)?;
-    let here = facts::this_host(&criu)?;
+    let here = facts::this_host(&req.settings.criu)?;
+    link.hello(here.clone())?;
     let there = link.expect_hello()?;
     if let Some(why) = facts::mismatch(&here, &there) {
         return Err(Error::Refused {
@@ -163,7 +167,7 @@ fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> 
     let restore_at = Instant::now();
     link.send(&Message::Restore)?;
     // From here on the receiver may run the container: a lost connection must not thaw it.
-    let pid = match link.message() {
+    let pid = match link.message_within(crate::link::RESTORE_LIMIT) {
         Ok(Message::Running { pid }) => pid,
         Ok(Message::Refused { reason }) => return Err(refused(req, reason)),
         Ok(other) => return Err(unexpected(other)),

@@ -22,7 +22,8 @@ pub const MAX_FRAME: u32 = 4 << 20;
 #[repr(u8)]
 pub enum Channel {
     Control = 0,
-    /// CRIU's page-server connection, relayed byte for byte.
+    /// CRIU's page-server connection, relayed byte for byte; each payload is a chunk of it,
+    /// compressed (see [`pack_chunk`]).
     Pages = 1,
     /// The contents of the image file announced last on the control channel.
     File = 2,
@@ -36,6 +37,40 @@ impl Channel {
             2 => Ok(Self::File),
             other => Err(Error::Protocol(format!("unknown channel {other}"))),
         }
+    }
+}
+
+/// The most one chunk of page-server traffic holds before compression.
+pub const MAX_CHUNK: usize = 1 << 20;
+
+/// A chunk as it goes on the wire: a byte saying how (0 as it is, 1 zstd), then the bytes.
+/// Memory pages are often zeros or text: compressed they cross a slow link in less time;
+/// what does not shrink goes as it is.
+pub fn pack_chunk(raw: &[u8]) -> Vec<u8> {
+    match zstd::bulk::compress(raw, 1) {
+        Ok(z) if z.len() < raw.len() => {
+            let mut out = Vec::with_capacity(z.len() + 1);
+            out.push(1);
+            out.extend(z);
+            out
+        }
+        _ => {
+            let mut out = Vec::with_capacity(raw.len() + 1);
+            out.push(0);
+            out.extend_from_slice(raw);
+            out
+        }
+    }
+}
+
+/// The chunk [`pack_chunk`] made; refuses one that would unpack to more than
+/// [`MAX_CHUNK`] bytes (a peer cannot make this side allocate more).
+pub fn unpack_chunk(payload: &[u8]) -> Result<Vec<u8>> {
+    match payload.split_first() {
+        Some((0, raw)) => Ok(raw.to_vec()),
+        Some((1, z)) => zstd::bulk::decompress(z, MAX_CHUNK)
+            .map_err(|e| Error::Protocol(format!("a page chunk that does not decompress: {e}"))),
+        _ => Err(Error::Protocol("a page chunk of unknown encoding".into())),
     }
 }
 
@@ -281,6 +316,25 @@ mod tests {
             Some(Frame::Data(Channel::File, b"abc".to_vec()))
         );
         assert_eq!(r.frame().unwrap(), None);
+    }
+
+    #[test]
+    fn chunks_shrink_when_they_can_and_bombs_are_refused() {
+        let zeros = vec![0u8; MAX_CHUNK];
+        let packed = pack_chunk(&zeros);
+        assert!(packed.len() < 1000, "{}", packed.len());
+        assert_eq!(unpack_chunk(&packed).unwrap(), zeros);
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        assert_eq!(unpack_chunk(&pack_chunk(&noise)).unwrap(), noise);
+        let bomb = [
+            vec![1u8],
+            zstd::bulk::compress(&vec![0u8; MAX_CHUNK + 1], 1).unwrap(),
+        ]
+        .concat();
+        assert!(unpack_chunk(&bomb).is_err());
+        assert!(unpack_chunk(&[7, 1, 2]).is_err());
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Args {
     /// Where the container's stdout and stderr go there (default /var/log/lcr/ID.log).
     #[arg(long)]
     dest_log: Option<PathBuf>,
+    /// Where the destination keeps the images while it restores (default: its $TMPDIR; a
+    /// tmpfs such as /dev/shm is fastest when it has the memory).
+    #[arg(long)]
+    dest_images: Option<PathBuf>,
     /// The lcr to run there.
     #[arg(long, default_value = "lcr")]
     dest_lcr: String,
@@ -86,6 +90,7 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
             .dest_log
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/var/log/lcr/{dest_id}.log"))),
+        dest_images: a.dest_images.clone(),
         dest_id,
         dest_root: a.dest_root.clone().unwrap_or_else(|| root.to_path_buf()),
         dest_bundle: bundle,
@@ -134,6 +139,9 @@ pub struct ReceiveArgs {
     /// The restored container's stdout and stderr.
     #[arg(long)]
     stdio_log: PathBuf,
+    /// Where to keep the images while restoring (default $TMPDIR).
+    #[arg(long)]
+    images_in: Option<PathBuf>,
     #[command(flatten)]
     criu: CriuFlags,
 }
@@ -146,6 +154,7 @@ pub fn run_receive(store: &Store, a: ReceiveArgs) -> anyhow::Result<i32> {
             id: a.id,
             bundle: a.bundle,
             log: a.stdio_log,
+            images_in: a.images_in,
             settings: a.criu.settings()?,
         },
     )?;

@@ -160,3 +160,28 @@ pub fn bundle_on_same_rootfs(c: &Ctr, name: &str) -> Ctr {
     });
     r
 }
+
+/// Lets the container's processes configure its network (`ip link set lo up`).
+pub fn grant_net_admin(c: &Ctr) {
+    c.edit(|v| {
+        for k in ["bounding", "effective", "permitted"] {
+            v["process"]["capabilities"][k]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_NET_ADMIN"));
+        }
+    })
+}
+
+/// An echo server and a counting client on the container's own loopback: the client writes
+/// every number the server sends back to /host/replies (see [`replies`]).
+pub const TCP_ECHO: &str = "ip link set lo up; nc -l -p 5555 -e cat & sleep 0.3; \
+     i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 5555 > /host/replies";
+
+/// The numbers the echo client got back so far.
+pub fn replies(host: &Path) -> Vec<u64> {
+    read(host.join("replies"))
+        .lines()
+        .filter_map(|l| l.parse::<u64>().ok())
+        .collect()
+}

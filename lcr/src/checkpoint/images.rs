@@ -17,6 +17,13 @@ impl ImageDir {
         Ok(Self::Temporary(crate::fsutil::work_dir(purpose)?))
     }
 
+    /// A fresh temporary directory below `parent` (a tmpfs, say), removed when dropped.
+    pub fn temporary_in(parent: &Path, purpose: &str) -> Result<Self> {
+        Ok(Self::Temporary(crate::fsutil::work_dir_in(
+            parent, purpose,
+        )?))
+    }
+
     pub fn path(&self) -> &Path {
         match self {
             Self::At(p) => p,
