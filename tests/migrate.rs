@@ -75,31 +75,36 @@ fn migrate(h: &TwoHosts, c: &Ctr, r: &Ctr, extra: &[&str]) -> std::process::Outp
 fn migrate_into(
     h: &TwoHosts,
     c: &Ctr,
-    (root, id): (&std::path::Path, &str),
+    dest: (&std::path::Path, &str),
     bundle: &std::path::Path,
     extra: &[&str],
 ) -> std::process::Output {
+    output_via_files(&mut migrate_command(h, c, dest, bundle, extra))
+}
+
+fn migrate_command(
+    h: &TwoHosts,
+    c: &Ctr,
+    (root, id): (&std::path::Path, &str),
+    bundle: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Command {
     let dest_log = bundle.with_file_name("dest.log");
-    let dest = format!("ssh://root@{DEST_ADDR}");
-    let mut args = vec![
-        "migrate",
-        c.id.as_str(),
-        dest.as_str(),
-        "--ssh",
-        h.ssh.to_str().unwrap(),
-        "--dest-lcr",
-        lcr_bin(),
-        "--dest-root",
-        root.to_str().unwrap(),
-        "--dest-id",
-        id,
-        "--dest-bundle",
-        bundle.to_str().unwrap(),
-        "--dest-log",
-        dest_log.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    c.lcr(&args)
+    let mut cmd = c.cmd();
+    cmd.arg("migrate")
+        .arg(&c.id)
+        .arg(format!("ssh://root@{DEST_ADDR}"))
+        .arg("--ssh")
+        .arg(&h.ssh)
+        .args(["--dest-lcr", lcr_bin(), "--dest-id", id])
+        .arg("--dest-root")
+        .arg(root)
+        .arg("--dest-bundle")
+        .arg(bundle)
+        .arg("--dest-log")
+        .arg(dest_log)
+        .args(extra);
+    cmd
 }
 
 fn a_counting_container_moves_and_counts_on_there() {
@@ -192,6 +197,37 @@ fn a_failed_or_refused_destination_leaves_the_container_running_here() {
         "the other container was touched"
     );
 
+    // No room there for the images, or a bind source missing there: refused before the
+    // freeze.
+    let small = h.tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    assert_success(
+        &std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&small)
+            .output()
+            .unwrap(),
+    );
+    let out = migrate(&h, &c, &r, &["--dest-images", small.to_str().unwrap()]);
+    let _ = std::process::Command::new("umount").arg(&small).status();
+    stayed_here(&c, &r, &out, "no room");
+    assert!(stderr(&out).contains("MiB free"), "{}", stderr(&out));
+    let r = bundle_on_same_rootfs(&c, "mig-flt4");
+    r.edit(|v| {
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/host" {
+                m["source"] = serde_json::json!("/nonexistent/lcr-host");
+            }
+        }
+    });
+    let out = migrate(&h, &c, &r, &[]);
+    stayed_here(&c, &r, &out, "bind source missing");
+    assert!(
+        stderr(&out).contains("/nonexistent/lcr-host"),
+        "{}",
+        stderr(&out)
+    );
+
     // Authentication refused: ssh's own words, and nothing touched.
     std::fs::write(h.tmp.path().join("authorized_keys"), "").unwrap();
     let out = migrate(&h, &c, &r, &[]);
@@ -266,8 +302,78 @@ fn an_established_tcp_connection_moves_with_tcp_established() {
     r.ok(&["delete", "--force", &r.id]);
 }
 
+/// Waits until no CRIU and no receiving lcr is left (a killed source's helpers finish or give
+/// up on their own).
+fn helpers_gone() {
+    let any = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let comm = read(e.path().join("comm"));
+                comm.trim() == "criu" || read(e.path().join("cmdline")).contains("migrate-receive")
+            })
+    };
+    wait_until("CRIU and the receiver to exit", || !any());
+}
+
+fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
+    let Some(h) = TwoHosts::new("mig-kill") else {
+        return;
+    };
+    let mut outcomes = Vec::new();
+    for (round, delay_ms) in (0..1300).step_by(100).enumerate() {
+        let Some((c, _log)) = counter(&format!("mig-kill{round}")) else {
+            return;
+        };
+        let r = bundle_on_same_rootfs(&c, &format!("mig-kill{round}d"));
+        let mut child = migrate_command(&h, &c, (&r.root, &r.id), &r.bundle, &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        helpers_gone();
+        // From fresh lcr processes: exactly one side has it, and it runs.
+        let here = c.lcr(&["state", &c.id]);
+        let there = r.lcr(&["state", &r.id]);
+        let status = |o: &std::process::Output| {
+            serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                .map(|v| v["status"].as_str().unwrap_or_default().to_string())
+                .unwrap_or_else(|_| "gone".into())
+        };
+        let (here, there) = (status(&here), status(&there));
+        match (here.as_str(), there.as_str()) {
+            ("running", "gone") => {
+                let n = count(&c);
+                wait_until("counting on here after a killed migration", || {
+                    count(&c) > n + 2
+                });
+                outcomes.push("stayed");
+            }
+            ("gone", "running") => outcomes.push("moved"),
+            // Killed after it asked for the restore: frozen here, running there, as the
+            // message of an interrupted migration says; resolved by deleting it here.
+            ("paused", "running") => {
+                c.ok(&["delete", "--force", &c.id]);
+                outcomes.push("moved, frozen copy here");
+            }
+            other => panic!(
+                "killed after {delay_ms} ms: here {}, there {}",
+                other.0, other.1
+            ),
+        }
+        let _ = r.lcr(&["delete", "--force", &r.id]);
+    }
+    eprintln!("kill sweep: {outcomes:?}");
+}
+
 lcr_test_harness::tests!(
     the_receiving_lcr_gets_its_arguments_as_they_were,
+    a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running,
     an_established_tcp_connection_moves_with_tcp_established,
     a_counting_container_moves_and_counts_on_there,
     a_failed_or_refused_destination_leaves_the_container_running_here,

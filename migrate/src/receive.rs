@@ -97,7 +97,8 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
     let mut page_server: Option<PageServer> = None;
     loop {
         match link.recv()? {
-            Incoming::Message(Message::StartPages) => {
+            Incoming::Message(Message::StartPages { memory }) => {
+                check_room(images.path(), memory)?;
                 let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
                     context: "page-server socket pair".into(),
                     cause,
@@ -143,7 +144,33 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
     }
 }
 
-/// What the source cannot be asked for later: an id that is free, a bundle that loads.
+/// The images need about the container's memory: refused before the source freezes it when
+/// the directory they go to has less room.
+fn check_room(dir: &Path, memory: u64) -> Result<()> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| Error::Io {
+        context: format!("statvfs {}", dir.display()),
+        cause: e.into(),
+    })?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    // The images of a container hold its memory and a little more.
+    let need = memory + memory / 10 + (16 << 20);
+    if free < need {
+        return Err(Error::Refused {
+            host: "the destination".into(),
+            reason: format!(
+                "{} has {} MiB free and the images need about {} MiB: give --dest-images a \
+                 directory with room",
+                dir.display(),
+                free >> 20,
+                need >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the source cannot be asked for later: an id that is free, a bundle that loads, the
+/// source of each of its bind mounts there.
 fn preflight(store: &Store, req: &Request) -> Result<()> {
     lcr::container::validate_id(&req.id)?;
     if store.dir(&req.id).exists() {
@@ -155,7 +182,25 @@ fn preflight(store: &Store, req: &Request) -> Result<()> {
             ),
         });
     }
-    lcr::spec::Bundle::load(&req.bundle)?;
+    let bundle = lcr::spec::Bundle::load(&req.bundle)?;
+    for m in bundle.spec.mounts().iter().flatten() {
+        if !lcr::rootfs::is_bind(m) {
+            continue;
+        }
+        if let Some(src) = lcr::rootfs::bind_source(&bundle.dir, m) {
+            if !src.exists() {
+                return Err(Error::Refused {
+                    host: "the destination".into(),
+                    reason: format!(
+                        "{}: the bind mount at {} needs {}, which does not exist there",
+                        bundle.dir.join("config.json").display(),
+                        m.destination().display(),
+                        src.display()
+                    ),
+                });
+            }
+        }
+    }
     Ok(())
 }
 

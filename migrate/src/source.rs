@@ -135,6 +135,10 @@ fn with_ssh_error(
 }
 
 fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> Result<Report> {
+    let memory = container
+        .cgroup()
+        .map(|cg| cg.stats().memory.usage.usage)
+        .unwrap_or(0);
     let here = facts::this_host(&req.settings.criu)?;
     link.hello(here.clone())?;
     let there = link.expect_hello()?;
@@ -150,7 +154,7 @@ fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> 
         ..Report::default()
     };
 
-    link.send(&Message::StartPages)?;
+    link.send(&Message::StartPages { memory })?;
     match link.message()? {
         Message::PagesReady => {}
         Message::Refused { reason } => return Err(refused(req, reason)),
@@ -165,6 +169,9 @@ fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> 
     report.transfer_ms = ms(sent_at.elapsed());
 
     let restore_at = Instant::now();
+    // Once the restore is asked for, the receiver may run the container: an lcr killed from
+    // here on leaves this copy frozen, for the user to resolve (see `undecided`).
+    dumped.stay_frozen_if_interrupted();
     link.send(&Message::Restore)?;
     // From here on the receiver may run the container: a lost connection must not thaw it.
     let pid = match link.message_within(crate::link::RESTORE_LIMIT) {

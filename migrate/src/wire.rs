@@ -104,8 +104,11 @@ pub enum Message {
     Refused {
         reason: String,
     },
-    /// Start a page server for the memory that follows on the Pages channel.
-    StartPages,
+    /// Start a page server for the memory that follows on the Pages channel: about `memory`
+    /// bytes (the container's memory use here), which the receiver must have room for.
+    StartPages {
+        memory: u64,
+    },
     PagesReady,
     /// This side's half of the page-server connection closed.
     PagesEnd,

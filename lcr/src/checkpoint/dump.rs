@@ -175,6 +175,13 @@ impl Dumped {
         Ok(self.report)
     }
 
+    /// If this lcr is killed from now on, the container stays frozen (`lcr state` says
+    /// paused) instead of being thawed by the next lcr: call it before asking another host
+    /// to restore it. (Dropping the value or [`Dumped::abort`] still thaws it.)
+    pub fn stay_frozen_if_interrupted(&self) {
+        self.frozen.no_recovery();
+    }
+
     /// Leaves the container frozen, with nobody to thaw it: its fate is decided elsewhere (a
     /// migration whose outcome is not known here). `lcr resume` or `lcr delete` ends it.
     pub fn leave_frozen(self) {

@@ -65,6 +65,13 @@ impl Frozen {
         self.take()
     }
 
+    /// From now on an lcr killed while holding the container leaves it frozen: the marker that
+    /// lets the next lcr thaw it goes. For a hand-over whose outcome the next lcr cannot
+    /// know (a migration whose restore was asked for).
+    pub(super) fn no_recovery(&self) {
+        let _ = std::fs::remove_file(&self.marker);
+    }
+
     fn take(&mut self) -> Container {
         self.container
             .take()
