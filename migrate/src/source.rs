@@ -70,11 +70,25 @@ pub fn migrate(store: &Store, req: Request) -> Result<Report> {
         });
     }
     drop(link);
-    let status = child.wait();
+    let status = wait_briefly(&mut child);
     match result {
         Err(Error::Protocol(reason)) => Err(with_ssh_error(&mut child, status.ok(), reason)),
         other => other,
     }
+}
+
+/// ssh ends once the receiver sees the connection close; one still connecting (an
+/// unreachable host) is stopped after a grace period rather than waited for.
+fn wait_briefly(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait()
 }
 
 /// `ssh DEST lcr --root R migrate-receive …`, every word passed as it is.
