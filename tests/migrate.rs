@@ -371,8 +371,86 @@ fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
     eprintln!("kill sweep: {outcomes:?}");
 }
 
+/// The pid of the receiving lcr serving container `id`, once it runs.
+fn receiver_of(id: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let cmd = read(e.path().join("cmdline")).replace('\0', " ");
+        (cmd.contains("migrate-receive") && cmd.contains(&format!("--id {id} ")))
+            .then(|| e.file_name().to_string_lossy().parse().ok())
+            .flatten()
+    })
+}
+
+fn a_receiver_killed_at_any_moment_leaves_one_copy_and_nothing_unknown_there() {
+    let Some(h) = TwoHosts::new("mig-rk") else {
+        return;
+    };
+    let mut outcomes = Vec::new();
+    for (round, delay_ms) in (0..900).step_by(100).enumerate() {
+        let Some((c, _log)) = counter(&format!("mig-rk{round}")) else {
+            return;
+        };
+        let r = bundle_on_same_rootfs(&c, &format!("mig-rk{round}d"));
+        let mut child = migrate_command(&h, &c, (&r.root, &r.id), &r.bundle, &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("the receiver to start", || {
+            receiver_of(&r.id).is_some() || child.try_wait().ok().flatten().is_some()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if let Some(pid) = receiver_of(&r.id) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let code = child.wait().unwrap().code();
+        helpers_gone();
+        let status = |o: std::process::Output| {
+            serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                .map(|v| v["status"].as_str().unwrap_or_default().to_string())
+                .unwrap_or_else(|_| "gone".into())
+        };
+        let here = status(c.lcr(&["state", &c.id]));
+        let there = status(r.lcr(&["state", &r.id]));
+        match (code, here.as_str(), there.as_str()) {
+            (Some(0), "gone", "running") => outcomes.push("moved"),
+            (Some(1), "running", _) => outcomes.push("stayed"),
+            // The connection broke during the restore: resolved as lcr's message says.
+            (Some(3), "paused", "running") => {
+                c.ok(&["delete", "--force", &c.id]);
+                outcomes.push("undecided, moved");
+            }
+            (Some(3), "paused", _) => {
+                c.ok(&["resume", &c.id]);
+                outcomes.push("undecided, stayed");
+            }
+            other => panic!("receiver killed after {delay_ms} ms: {other:?}"),
+        }
+        // Whatever a killed receiver left there, lcr knows and removes it.
+        if there != "gone" && !outcomes.last().unwrap().contains("moved") {
+            r.ok(&["delete", "--force", &r.id]);
+        }
+        if outcomes.last().unwrap().contains("moved") {
+            r.ok(&["delete", "--force", &r.id]);
+        } else {
+            let n = count(&c);
+            wait_until("counting on here", || count(&c) > n + 2);
+            assert!(!r.state_dir().exists(), "{delay_ms} ms: state left there");
+            assert!(
+                !cgroup_exists(&r.cgroup),
+                "{delay_ms} ms: cgroup left there"
+            );
+        }
+    }
+    eprintln!("receiver kill sweep: {outcomes:?}");
+}
+
 lcr_test_harness::tests!(
     the_receiving_lcr_gets_its_arguments_as_they_were,
+    a_receiver_killed_at_any_moment_leaves_one_copy_and_nothing_unknown_there,
     a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running,
     an_established_tcp_connection_moves_with_tcp_established,
     a_counting_container_moves_and_counts_on_there,
