@@ -17,12 +17,7 @@ SIZES=${*:-64 512 2048}
 ROUNDS=${ROUNDS:-3}
 FILL=${FILL:-mixed}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
-# shellcheck disable=SC2086  # the list is words
-pkg_need "the benchmarks" $PKGS_BENCH
-LCR=$(readlink -f "${LCR:-$(command -v lcr || echo "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr")}")
-ROOTFS=$("$TOP/scripts/make-rootfs.sh")
+. "$TOP/scripts/bench/lib.sh"
 # In memory by default: on this VM's disk, writeback of the previous step's gigabytes
 # dominates every timing. BENCH_DIR=/var/tmp measures with the disk.
 WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/lcr-arbench.XXXXXX")

@@ -9,12 +9,7 @@
 set -euo pipefail
 N=${1:-30}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
-# shellcheck disable=SC2086  # the list is words
-pkg_need "the benchmarks" $PKGS_BENCH
-LCR=${LCR:-$(command -v lcr || echo "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr")}
-ROOTFS=$("$TOP/scripts/make-rootfs.sh")
+. "$TOP/scripts/bench/lib.sh"
 WORK=$(mktemp -d /tmp/lcr-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/bundle"; cp -a "$ROOTFS" "$WORK/bundle/rootfs"

@@ -13,12 +13,7 @@ set -euo pipefail
 SIZES=${*:-64 512 2048}
 ROUNDS=${ROUNDS:-3}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-APT_WHO=bench; . "$TOP/scripts/lib/packages.sh"; . "$TOP/scripts/lib/apt.sh"
-# shellcheck disable=SC2086  # the list is words
-pkg_need "the benchmarks" $PKGS_BENCH
-LCR=${LCR:-$(command -v lcr || echo "${CARGO_TARGET_DIR:-$TOP/target}/release/lcr")}
-ROOTFS=$("$TOP/scripts/make-rootfs.sh")
+. "$TOP/scripts/bench/lib.sh"
 # Images in memory on both sides by default (BENCH_DIR=/var/tmp for disk): local checkpoint
 # and restore, and the destination's images (--dest-images), on the same kind of storage.
 WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/lcr-migbench.XXXXXX")
