@@ -26,7 +26,7 @@ export TMPDIR=$WORK
 R="$WORK/root"
 cleanup() {
   for id in $("$LCR" --root "$R" list -q 2>/dev/null); do "$LCR" --root "$R" delete -f "$id" >/dev/null 2>&1 || true; done
-  for d in /sys/fs/cgroup/*/lcr-arbench; do [ -d "$d" ] && find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir "$d" 2>/dev/null || true; done
+  remove_cgroups lcr-arbench
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -16,7 +16,7 @@ cleanup() {
     B=$([ $rt = lcr ] && echo "$LCR" || echo runc)
     for id in $("$B" --root "$WORK/root-$rt" list -q 2>/dev/null); do "$B" --root "$WORK/root-$rt" delete -f "$id" >/dev/null 2>&1 || true; done
   done
-  for d in /sys/fs/cgroup/*/lcr-ckbench; do [ -d "$d" ] && find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir "$d" 2>/dev/null || true; done
+  remove_cgroups lcr-ckbench
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -48,7 +48,7 @@ for i in $(seq 1 "$N"); do
   done
 done
 INNER
-for d in /sys/fs/cgroup/*/lcr-bench; do rmdir "$d"/* "$d" 2>/dev/null || true; done
+remove_cgroups lcr-bench
 python3 - "$WORK/times" "$N" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1])]

@@ -26,9 +26,7 @@ cleanup() {
   [ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null || true
   ip netns del "$SRC" 2>/dev/null || true; ip netns del "$DST" 2>/dev/null || true
   [ -n "$MADE_PRIVSEP" ] && rmdir /run/sshd 2>/dev/null || true
-  for d in /sys/fs/cgroup/*/lcr-migbench /sys/fs/cgroup/lcr-migbench; do
-    [ -d "$d" ] && find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null; rmdir "$d" 2>/dev/null || true
-  done
+  remove_cgroups lcr-migbench
   rm -rf "$WORK"
 }
 trap cleanup EXIT
