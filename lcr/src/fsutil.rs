@@ -186,6 +186,12 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The bytes an unprivileged writer may still put on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir)?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
 /// Writes `value` as pretty JSON to `path`, atomically.
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let data = serde_json::to_vec_pretty(value).ctx(|| format!("encode {}", path.display()))?;

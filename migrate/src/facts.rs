@@ -36,14 +36,12 @@ pub fn mismatch(source: &HostFacts, dest: &HostFacts) -> Option<String> {
             dest.arch, source.arch
         ));
     }
-    let parse = |v: &str| lcr::checkpoint::CriuVersion::parse(v.split(' ').next().unwrap_or(""));
-    match (parse(&source.criu_version), parse(&dest.criu_version)) {
-        (Some(here), Some(there)) if !there.at_least(&here) => Some(format!(
+    lcr::checkpoint::criu_older(&dest.criu_version, &source.criu_version).then(|| {
+        format!(
             "the destination has CRIU {}, older than this host's {}: install CRIU {} or newer there (scripts/install-criu.sh)",
             dest.criu_version, source.criu_version, source.criu_version
-        )),
-        _ => None,
-    }
+        )
+    })
 }
 
 #[cfg(test)]

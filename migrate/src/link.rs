@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::wire::{
-    pack_chunk, unpack_chunk, Channel, Frame, HostFacts, Message, Reader, Writer, MAX_CHUNK,
-    PROTOCOL_VERSION,
+    accept_hello, pack_chunk, unpack_chunk, Channel, Frame, HostFacts, Message, Reader, Writer,
+    MAX_CHUNK, PROTOCOL_VERSION,
 };
 use crate::{Error, Result};
 
@@ -167,16 +167,11 @@ impl Link {
     /// The other side's hello (or its refusal).
     pub fn expect_hello(&self) -> Result<HostFacts> {
         match self.message()? {
-            Message::Hello { protocol, host } if protocol == PROTOCOL_VERSION => Ok(host),
-            Message::Hello { protocol, host } => Err(Error::Protocol(format!(
-                "the other side (lcr {}) speaks protocol {protocol}, this lcr {PROTOCOL_VERSION}: install the same lcr on both hosts",
-                host.lcr_version
-            ))),
             Message::Refused { reason } => Err(Error::Refused {
                 host: "the destination".into(),
                 reason,
             }),
-            other => Err(Error::Protocol(format!("expected a hello, got {other:?}"))),
+            other => accept_hello(other),
         }
     }
 

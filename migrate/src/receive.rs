@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -55,13 +54,7 @@ fn take_stdio(log: &Path) -> Result<(File, File)> {
             cause,
         }
     };
-    let dup = |fd: i32| -> Result<File> {
-        // SAFETY: fds 0 and 1 are open for the life of the process; we only duplicate them.
-        let owned: OwnedFd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-            .try_clone_to_owned()
-            .map_err(io("dup the connection"))?;
-        Ok(File::from(owned))
-    };
+    let dup = |fd| lcr::process::dup_stdio(fd).map(File::from);
     let (input, output) = (dup(0)?, dup(1)?);
     if let Some(d) = log.parent() {
         std::fs::create_dir_all(d).map_err(io(&format!("create {}", d.display())))?;
@@ -147,11 +140,10 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
 /// The images need about the container's memory: refused before the source freezes it when
 /// the directory they go to has less room.
 fn check_room(dir: &Path, memory: u64) -> Result<()> {
-    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| Error::Io {
+    let free = lcr::fsutil::free_bytes(dir).map_err(|cause| Error::Io {
         context: format!("statvfs {}", dir.display()),
-        cause: e.into(),
+        cause,
     })?;
-    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
     // The images of a container hold its memory and a little more.
     let need = memory + memory / 10 + (16 << 20);
     if free < need {

@@ -228,23 +228,18 @@ impl<R: Read> Reader<R> {
             data => Frame::Data(data, payload),
         }))
     }
+}
 
-    /// The other side's hello; refuses another protocol version.
-    pub fn hello(&mut self) -> Result<HostFacts> {
-        match self.frame()? {
-            Some(Frame::Control(Message::Hello { protocol, host })) if protocol == PROTOCOL_VERSION => {
-                Ok(host)
-            }
-            Some(Frame::Control(Message::Hello { protocol, host })) => Err(Error::Protocol(format!(
-                "the other side (lcr {}) speaks protocol {protocol}, this lcr {PROTOCOL_VERSION}: install the same lcr on both hosts",
-                host.lcr_version
-            ))),
-            Some(Frame::Control(Message::Refused { reason })) => Err(Error::Protocol(reason)),
-            Some(other) => Err(Error::Protocol(format!("expected a hello, got {other:?}"))),
-            None => Err(Error::Protocol(
-                "the other side closed the connection before saying hello".into(),
-            )),
-        }
+/// The other side's facts from its hello; refuses another protocol version, or anything
+/// but a hello.
+pub fn accept_hello(m: Message) -> Result<HostFacts> {
+    match m {
+        Message::Hello { protocol, host } if protocol == PROTOCOL_VERSION => Ok(host),
+        Message::Hello { protocol, host } => Err(Error::Protocol(format!(
+            "the other side (lcr {}) speaks protocol {protocol}, this lcr {PROTOCOL_VERSION}: install the same lcr on both hosts",
+            host.lcr_version
+        ))),
+        other => Err(Error::Protocol(format!("expected a hello, got {other:?}"))),
     }
 }
 
@@ -301,7 +296,10 @@ mod tests {
         w.data(Channel::File, b"abc").unwrap();
         let bytes = w.out.into_inner().unwrap();
         let mut r = Reader::new(&bytes[..]);
-        assert_eq!(r.hello().unwrap(), facts());
+        let Some(Frame::Control(hello)) = r.frame().unwrap() else {
+            panic!("no hello")
+        };
+        assert_eq!(accept_hello(hello).unwrap(), facts());
         let mut pages = Vec::new();
         for _ in 0..2 {
             match r.frame().unwrap() {
@@ -351,14 +349,12 @@ mod tests {
         assert!(Reader::new(&[0u8, 0, 0, 0, 2, b'h', b'i'][..])
             .frame()
             .is_err());
-        let w = Writer::new(Vec::new());
-        w.send(&Message::Hello {
+        let e = accept_hello(Message::Hello {
             protocol: PROTOCOL_VERSION + 1,
             host: facts(),
         })
-        .unwrap();
-        let bytes = w.out.into_inner().unwrap();
-        let e = Reader::new(&bytes[..]).hello().unwrap_err();
+        .unwrap_err();
         assert!(e.to_string().contains("protocol 2"), "{e}");
+        assert!(accept_hello(Message::Done).is_err());
     }
 }

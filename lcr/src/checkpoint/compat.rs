@@ -101,21 +101,28 @@ fn bundle_provides(record: &Record, bundle: &Bundle) -> std::result::Result<(), 
     Ok(())
 }
 
+/// Whether CRIU `have` is older than `made_by`, each a version as CRIU reports it (maybe
+/// followed by more words); a version that cannot be read decides nothing.
+pub fn criu_older(have: &str, made_by: &str) -> bool {
+    let parse = |v: &str| criurpc::Version::parse(v.split(' ').next().unwrap_or(""));
+    matches!((parse(have), parse(made_by)), (Some(h), Some(m)) if !h.at_least(&m))
+}
+
 /// CRIU must not be older than the one that made the images.
 pub(super) fn check_criu_version(
     made_by: &str,
     source: &str,
     have: &criurpc::Version,
 ) -> Result<()> {
-    match criurpc::Version::parse(made_by.split(' ').next().unwrap_or("")) {
-        Some(dumped) if !have.at_least(&dumped) => Err(Error::NotRestorable {
-            image: source.to_string(),
-            reason: format!(
-                "the image was made by CRIU {made_by} and this host has CRIU {have}, which is older"
-            ),
-        }),
-        _ => Ok(()),
+    if !criu_older(&have.to_string(), made_by) {
+        return Ok(());
     }
+    Err(Error::NotRestorable {
+        image: source.to_string(),
+        reason: format!(
+            "the image was made by CRIU {made_by} and this host has CRIU {have}, which is older"
+        ),
+    })
 }
 
 /// Refuses an archive this host cannot restore from its manifest alone, before anything is

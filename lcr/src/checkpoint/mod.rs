@@ -21,7 +21,7 @@ mod watchdog;
 
 pub use crate::image::record::{Record, RECORD_FILE};
 pub use crate::image::stats::{DumpStats, RestoreStats};
-pub use compat::check_origin;
+pub use compat::{check_origin, criu_older};
 /// What the CLI names of CRIU itself: which binary, and runc's `--manage-cgroups-mode`.
 pub use criurpc::{CgroupMode, Criu, Version as CriuVersion};
 pub use dump::{begin, checkpoint, CheckpointOpts, CheckpointReport, Dumped};

@@ -439,7 +439,7 @@ fn restore_options(made: &Made, plan: &Plan, root: &Path, opts: &RestoreOpts) ->
         );
     }
     for f in &plan.record.stdio {
-        request = request.inherit_fd(f.key.clone(), dup_stdio(f.fd)?);
+        request = request.inherit_fd(f.key.clone(), crate::process::dup_stdio(f.fd)?);
     }
     for (ns, key) in &plan.record.external_namespaces {
         if ns == "net" {
@@ -504,10 +504,4 @@ fn notifications<'a>(
         }
         Ok(())
     }
-}
-
-fn dup_stdio(fd: i32) -> Result<OwnedFd> {
-    // SAFETY: fd 0–2 are open for the life of the process; we only duplicate them.
-    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    b.try_clone_to_owned().ctx(|| format!("dup fd {fd}"))
 }

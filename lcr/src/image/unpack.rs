@@ -97,12 +97,7 @@ pub fn unpack_into(input: Input, dir: &Path, quiet: bool, precheck: Precheck) ->
 /// Refuses to start writing what would not fit: the declared total against the space free
 /// where it goes (a disk filled by an import is a failure of its own, far from the cause).
 fn check_free_space(dir: &Path, declared: u64) -> Result<()> {
-    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| ImageError::Io {
-        path: dir.to_path_buf(),
-        context: "statvfs".into(),
-        cause: e.into(),
-    })?;
-    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let free = crate::fsutil::free_bytes(dir).map_err(ImageError::io(dir, "statvfs"))?;
     if declared > free {
         return Err(ImageError::Broken {
             archive: dir.display().to_string(),

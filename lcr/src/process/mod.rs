@@ -19,3 +19,12 @@ mod wait;
 pub use finalize::{exec_process, find_executable, prepare_process, resolve_executable, Ready};
 pub use spawn::{expect_msg as sync_expect, spawn, write_id_maps, Spawned};
 pub use wait::{become_subreaper, wait_forwarding, Exit};
+
+/// A copy of this process's stdin, stdout or stderr (`fd` 0, 1 or 2).
+pub fn dup_stdio(fd: i32) -> crate::Result<std::os::fd::OwnedFd> {
+    use crate::error::Context;
+    assert!((0..3).contains(&fd), "dup_stdio takes 0, 1 or 2, not {fd}");
+    // SAFETY: fd 0–2 are open for the life of the process; we only duplicate them.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned().ctx(|| format!("dup fd {fd}"))
+}
