@@ -438,14 +438,7 @@ fn an_imported_checkpoint_never_gets_more_than_the_restore_bundle_allows() {
 
 /// Waits until no CRIU process is left (a killed lcr's CRIU finishes or gives up on its own).
 fn criu_gone() {
-    let any_criu = || {
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| read(e.path().join("comm")).trim() == "criu")
-    };
-    wait_until("CRIU to exit", || !any_criu());
+    wait_no_process("CRIU to exit", |comm, _| comm == "criu");
 }
 
 /// Runs `cmd`, SIGKILLs it after `delay_ms`, lets its CRIU finish, and says what `c` is now
@@ -460,10 +453,7 @@ fn kill_after(c: &Ctr, cmd: &mut Command, delay_ms: u64) -> String {
     let _ = child.kill();
     let _ = child.wait();
     criu_gone();
-    let state = c.lcr(&["state", &c.id]);
-    serde_json::from_slice::<serde_json::Value>(&state.stdout)
-        .map(|v| v["status"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_else(|_| "gone".into())
+    c.status()
 }
 
 fn a_checkpoint_killed_at_any_moment_leaves_one_live_copy_and_never_a_frozen_one() {

@@ -305,17 +305,9 @@ fn an_established_tcp_connection_moves_with_tcp_established() {
 /// Waits until no CRIU and no receiving lcr is left (a killed source's helpers finish or give
 /// up on their own).
 fn helpers_gone() {
-    let any = || {
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| {
-                let comm = read(e.path().join("comm"));
-                comm.trim() == "criu" || read(e.path().join("cmdline")).contains("migrate-receive")
-            })
-    };
-    wait_until("CRIU and the receiver to exit", || !any());
+    wait_no_process("CRIU and the receiver to exit", |comm, cmdline| {
+        comm == "criu" || cmdline.contains("migrate-receive")
+    });
 }
 
 fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
@@ -338,14 +330,7 @@ fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
         let _ = child.wait();
         helpers_gone();
         // From fresh lcr processes: exactly one side has it, and it runs.
-        let here = c.lcr(&["state", &c.id]);
-        let there = r.lcr(&["state", &r.id]);
-        let status = |o: &std::process::Output| {
-            serde_json::from_slice::<serde_json::Value>(&o.stdout)
-                .map(|v| v["status"].as_str().unwrap_or_default().to_string())
-                .unwrap_or_else(|_| "gone".into())
-        };
-        let (here, there) = (status(&here), status(&there));
+        let (here, there) = (c.status(), r.status());
         match (here.as_str(), there.as_str()) {
             ("running", "gone") => {
                 let n = count(&c);
@@ -373,11 +358,8 @@ fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
 
 /// The pid of the receiving lcr serving container `id`, once it runs.
 fn receiver_of(id: &str) -> Option<i32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let cmd = read(e.path().join("cmdline")).replace('\0', " ");
-        (cmd.contains("migrate-receive") && cmd.contains(&format!("--id {id} ")))
-            .then(|| e.file_name().to_string_lossy().parse().ok())
-            .flatten()
+    find_process(|_, cmdline| {
+        cmdline.contains("migrate-receive") && cmdline.contains(&format!("--id {id} "))
     })
 }
 
@@ -408,13 +390,7 @@ fn a_receiver_killed_at_any_moment_leaves_one_copy_and_nothing_unknown_there() {
         }
         let code = child.wait().unwrap().code();
         helpers_gone();
-        let status = |o: std::process::Output| {
-            serde_json::from_slice::<serde_json::Value>(&o.stdout)
-                .map(|v| v["status"].as_str().unwrap_or_default().to_string())
-                .unwrap_or_else(|_| "gone".into())
-        };
-        let here = status(c.lcr(&["state", &c.id]));
-        let there = status(r.lcr(&["state", &r.id]));
+        let (here, there) = (c.status(), r.status());
         match (code, here.as_str(), there.as_str()) {
             (Some(0), "gone", "running") => outcomes.push("moved"),
             (Some(1), "running", _) => outcomes.push("stayed"),

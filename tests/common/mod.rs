@@ -164,6 +164,14 @@ impl Ctr {
         serde_json::from_str(&self.ok(&["state", &self.id])).unwrap()
     }
 
+    /// The container's status as a fresh lcr reports it, or "gone" when lcr knows none.
+    pub fn status(&self) -> String {
+        let out = self.lcr(&["state", &self.id]);
+        serde_json::from_slice::<Value>(&out.stdout)
+            .map(|v| v["status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|_| "gone".into())
+    }
+
     pub fn pid(&self) -> i32 {
         self.state()["pid"].as_i64().unwrap() as i32
     }
@@ -395,6 +403,22 @@ pub fn cgroup_exists(path: &str) -> bool {
         .flatten()
         .flatten()
         .any(|h| h.path().join(path.trim_start_matches('/')).is_dir())
+}
+
+/// The first process whose command name and command line (NULs as spaces) `matches`.
+pub fn find_process(matches: impl Fn(&str, &str) -> bool) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let comm = read(e.path().join("comm"));
+        let cmdline = read(e.path().join("cmdline")).replace('\0', " ");
+        matches(comm.trim(), &cmdline)
+            .then(|| e.file_name().to_string_lossy().parse().ok())
+            .flatten()
+    })
+}
+
+/// Waits until no process `matches` (see [`find_process`]) is left.
+pub fn wait_no_process(what: &str, matches: impl Fn(&str, &str) -> bool) {
+    wait_until(what, || find_process(&matches).is_none());
 }
 
 pub fn pid_alive(pid: i32) -> bool {
