@@ -21,9 +21,10 @@ fn export(c: &Ctr, file: &Path, extra: &[&str]) -> std::process::Output {
     c.lcr(&args)
 }
 
-/// Temporary directories lcr makes for exports and imports that are still there.
-fn leftovers() -> Vec<PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
+/// Temporary directories lcr (run with `dir` as its TMPDIR) made for exports and imports
+/// that are still there.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -63,7 +64,7 @@ fn an_exported_container_is_imported_and_counts_on() {
     let Some((c, log)) = counter("ar-count") else {
         return;
     };
-    let before_dirs = leftovers();
+    let before_dirs = leftovers(c.tmp.path());
     let archive = c.tmp.path().join("ctr.tar.zst");
     let out = export(&c, &archive, &[]);
     assert_success(&out);
@@ -110,8 +111,8 @@ fn an_exported_container_is_imported_and_counts_on() {
     assert_eq!(r.state()["status"], "running");
     assert_eq!(sha(&archive), digest, "the archive is left as it was");
     assert_eq!(
-        leftovers(),
-        before_dirs,
+        (leftovers(c.tmp.path()), leftovers(r.tmp.path())),
+        (before_dirs, vec![]),
         "no temporary image directory left"
     );
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::counter::*;
+use common::migration::*;
 use common::twohosts::{TwoHosts, DEST_ADDR};
 use common::*;
 use migrate::ssh::{RemoteCommand, Ssh};
@@ -65,48 +66,6 @@ fn the_receiving_lcr_gets_its_arguments_as_they_were() {
     );
 }
 
-/// `lcr migrate` of `c` into `r` (its bundle there) through `h`, with `extra` flags.
-fn migrate(h: &TwoHosts, c: &Ctr, r: &Ctr, extra: &[&str]) -> std::process::Output {
-    migrate_into(h, c, (&r.root, &r.id), &r.bundle, extra)
-}
-
-/// `lcr migrate` of `c` to container `id` under state root `root` there, from `bundle`; the
-/// container's output there goes to `dest.log` beside the bundle.
-fn migrate_into(
-    h: &TwoHosts,
-    c: &Ctr,
-    dest: (&std::path::Path, &str),
-    bundle: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Output {
-    output_via_files(&mut migrate_command(h, c, dest, bundle, extra))
-}
-
-fn migrate_command(
-    h: &TwoHosts,
-    c: &Ctr,
-    (root, id): (&std::path::Path, &str),
-    bundle: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Command {
-    let dest_log = bundle.with_file_name("dest.log");
-    let mut cmd = c.cmd();
-    cmd.arg("migrate")
-        .arg(&c.id)
-        .arg(format!("ssh://root@{DEST_ADDR}"))
-        .arg("--ssh")
-        .arg(&h.ssh)
-        .args(["--dest-lcr", lcr_bin(), "--dest-id", id])
-        .arg("--dest-root")
-        .arg(root)
-        .arg("--dest-bundle")
-        .arg(bundle)
-        .arg("--dest-log")
-        .arg(dest_log)
-        .args(extra);
-    cmd
-}
-
 fn a_counting_container_moves_and_counts_on_there() {
     let Some(h) = TwoHosts::new("mig-sc") else {
         return;
@@ -134,39 +93,9 @@ sshd: {}",
         "still on the source"
     );
     assert_eq!(r.state()["status"], "running");
-    let last_here = lines(&log).last().map(|(n, _)| *n).unwrap_or(0);
-    let dest_log = r.tmp.path().join("dest.log");
-    wait_until("counting on at the destination", || {
-        lines(&dest_log).len() > 3
-    });
-    let first_there = lines(&dest_log)[0].0;
-    assert_eq!(
-        first_there,
-        last_here + 1,
-        "the count did not go on from where it stopped"
-    );
+    counts_on_there(&r, &log);
     assert_eq!(h.listening(&h.dest_ns), listening, "a port was opened");
     r.ok(&["delete", "--force", &r.id]);
-}
-
-/// The source counts on, never left frozen, and the destination has nothing of it.
-fn stayed_here(c: &Ctr, r: &Ctr, out: &std::process::Output, what: &str) {
-    assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(out));
-    assert_eq!(
-        c.state()["status"],
-        "running",
-        "{what}: the source is not running"
-    );
-    let n = count(c);
-    wait_until("counting on at the source", || count(c) > n + 2);
-    assert!(
-        !r.lcr(&["state", &r.id]).status.success(),
-        "{what}: left on the destination"
-    );
-    assert!(
-        !cgroup_exists(&r.cgroup),
-        "{what}: a cgroup left on the destination"
-    );
 }
 
 fn a_failed_or_refused_destination_leaves_the_container_running_here() {
@@ -247,18 +176,8 @@ fn a_connection_cut_during_the_dump_leaves_the_container_running_here() {
         return;
     };
     let r = bundle_on_same_rootfs(&c, "mig-cut2");
-    // An ssh whose connection ends after 20 kB: amid the container's memory (dd passes on
-    // each byte as it comes; head would hold them back).
-    let cut = h.tmp.path().join("ssh-cut");
-    std::fs::write(
-        &cut,
-        format!(
-            "#!/bin/sh\ndd bs=1 count=20000 status=none | {} \"$@\"\n",
-            h.ssh.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // An ssh whose connection ends after 20 kB: amid the container's memory.
+    let cut = cut_ssh(&h, 20_000);
     let started = std::time::Instant::now();
     let out = migrate(&h, &c, &r, &["--ssh", cut.to_str().unwrap()]);
     assert!(

@@ -66,9 +66,13 @@ impl Criu {
     /// Starts a session for requests that go on (pre-dump chains, page servers); `opts`' fds
     /// meant for the CRIU process are handed over now.
     pub fn session(&self, opts: Option<&mut Options>) -> Result<Session> {
-        let fds = opts
-            .map(|o| std::mem::take(&mut o.criu_fds))
-            .unwrap_or_default();
+        let fds = match opts {
+            Some(o) => {
+                o.seal()?;
+                std::mem::take(&mut o.criu_fds)
+            }
+            None => Vec::new(),
+        };
         Session::start(&self.binary()?, fds)
     }
 

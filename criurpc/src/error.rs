@@ -52,6 +52,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The lazy-pages daemon failed (its log's error lines are in the text).
+    #[error("criu lazy-pages {0}")]
+    LazyPages(String),
+
     #[error("invalid criu option {option}: {reason}")]
     InvalidOption {
         option: &'static str,

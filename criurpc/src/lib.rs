@@ -28,6 +28,7 @@
 mod client;
 mod error;
 mod fdpass;
+mod lazy_pages;
 mod log_excerpt;
 mod notify;
 mod options;
@@ -36,6 +37,7 @@ mod version;
 
 pub use client::{Criu, PageServer, RestoreResult};
 pub use error::{Error, Result};
+pub use lazy_pages::{LazyPages, LAZY_PAGES_LOG};
 pub use log_excerpt::log_excerpt;
 pub use notify::{Notify, NotifyHandler};
 pub use options::{CgroupMode, Options, PreDumpMode};

@@ -73,6 +73,8 @@ pub struct Options {
     pub(crate) client_fds: Vec<OwnedFd>,
     pub(crate) criu_fds: Vec<OwnedFd>,
     log_dir: Option<PathBuf>,
+    /// The number, in the CRIU process, of the socket a lazy dump serves its pages on.
+    lazy_ps_fd: Option<i32>,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Options {
             client_fds: Vec::new(),
             criu_fds: Vec::new(),
             log_dir: None,
+            lazy_ps_fd: None,
         }
     }
 
@@ -302,6 +305,44 @@ impl Options {
         let n = self.pass_to_criu(fd);
         self.opts.ps.mut_or_insert_default().set_fd(n);
         self
+    }
+
+    /// A lazy dump (`lazy_pages`) serves the pages left behind on this pre-connected socket
+    /// (handed to CRIU) instead of listening on a TCP port.
+    ///
+    /// CRIU's RPC ignores `ps.fd` for lazy dumps (it takes only a port, and listens on every
+    /// address), while its command line has `--ps-socket`. So the socket's number reaches
+    /// CRIU as `ps-socket N` in the request's configuration file: a memory file handed to
+    /// CRIU with the lines of the request's own configuration file (if any) and that one.
+    /// It is made when the session starts ([`Options::seal`]).
+    pub fn lazy_page_server_fd(mut self, fd: OwnedFd) -> Self {
+        let n = self.pass_to_criu(fd);
+        self.lazy_ps_fd = Some(n);
+        self
+    }
+
+    /// Makes what must be made once every option is set (see
+    /// [`Options::lazy_page_server_fd`]); the session calls it before it hands the fds over.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        let Some(n) = self.lazy_ps_fd.take() else {
+            return Ok(());
+        };
+        let mut text = match self.opts.config_file.as_deref() {
+            Some(path) => std::fs::read_to_string(path).map_err(|cause| Error::InvalidOption {
+                option: "config_file",
+                reason: format!("{path}: {cause}"),
+            })?,
+            None => String::new(),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("ps-socket {n}\n"));
+        let mut f = crate::session::memory_file(c"criu-rpc-config")?;
+        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(Error::Io)?;
+        let m = self.pass_to_criu(f.into());
+        self.opts.set_config_file(format!("/proc/self/fd/{m}"));
+        Ok(())
     }
 
     /// CRIU writes a byte here when a page server or lazy-pages daemon is ready (obsolete in

@@ -436,7 +436,12 @@ impl Session {
 
 /// An unnamed in-memory file for CRIU's stderr.
 fn stderr_sink() -> Result<std::fs::File> {
-    let fd = nix::sys::memfd::memfd_create(c"criu-stderr", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+    memory_file(c"criu-stderr")
+}
+
+/// An unnamed in-memory file (close-on-exec).
+pub(crate) fn memory_file(name: &std::ffi::CStr) -> Result<std::fs::File> {
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
         .map_err(|e| Error::Io(e.into()))?;
     Ok(std::fs::File::from(fd))
 }

@@ -23,7 +23,12 @@ pub fn this_host(criu: &Criu) -> Result<HostFacts> {
         kernel: lcr::image::record::kernel_release(),
         cgroup_version: format!("{:?}", lcr::cgroups::Version::detect()).to_lowercase(),
         dirty_tracking: features.mem_track,
-        lazy_pages: features.lazy_pages && lcr::check::lazy_pages_blocker().is_none(),
+        lazy_pages: features.lazy_pages,
+        lazy_dump_blocker: if features.lazy_pages {
+            lcr::check::lazy_pages_blocker()
+        } else {
+            Some("CRIU finds no non-cooperative userfaultfd in this kernel".into())
+        },
     })
 }
 
@@ -50,13 +55,9 @@ mod tests {
 
     fn facts(arch: &str, criu: &str) -> HostFacts {
         HostFacts {
-            lcr_version: "0.1.0".into(),
             criu_version: criu.into(),
             arch: arch.into(),
-            kernel: "6.1".into(),
-            cgroup_version: "v2".into(),
-            dirty_tracking: true,
-            lazy_pages: true,
+            ..HostFacts::example()
         }
     }
 

@@ -12,7 +12,9 @@ mod link;
 pub mod receive;
 pub mod source;
 pub mod ssh;
+pub mod strategy;
 pub mod wire;
 
 pub use destination::Destination;
 pub use error::{Error, Result};
+pub use strategy::Strategy;

@@ -32,6 +32,24 @@ pub const QUIET_LIMIT: Duration = Duration::from_secs(120);
 /// How long a restore on the other side may take (as `lcr restore --timeout`'s default).
 pub const RESTORE_LIMIT: Duration = Duration::from_secs(600);
 
+/// The sending half of a [`Link`], for another thread.
+#[derive(Clone)]
+pub struct Sender {
+    writer: Arc<Writer<Box<dyn Write + Send>>>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Sender {
+    pub fn send(&self, m: &Message) -> Result<()> {
+        self.writer.send(m)
+    }
+
+    pub fn send_data(&self, ch: Channel, bytes: &[u8]) -> Result<()> {
+        self.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.writer.data(ch, bytes)
+    }
+}
+
 pub struct Link {
     writer: Arc<Writer<Box<dyn Write + Send>>>,
     incoming: Receiver<Result<Incoming>>,
@@ -106,9 +124,17 @@ impl Link {
         self.writer.send(m)
     }
 
-    pub fn send_data(&self, ch: Channel, bytes: &[u8]) -> Result<()> {
-        self.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.writer.data(ch, bytes)
+    /// A handle that sends on this link from another thread.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            writer: self.writer.clone(),
+            sent: self.sent.clone(),
+        }
+    }
+
+    /// Ends the relayed page-server connection here: this side's CRIU sees it close.
+    pub fn cut_pages(&self) {
+        cut(&self.pages_in);
     }
 
     /// The next message or file data; an error when the other side closed the connection

@@ -6,10 +6,11 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use lcr::checkpoint::{CriuSettings, ImageDir, PageServer, RestoreOpts};
+use lcr::checkpoint::{CriuSettings, ImageDir, LazyPages, PageServer, RestoreOpts};
 use lcr::container::Store;
 
 use crate::link::{Incoming, Link};
@@ -87,27 +88,38 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
         Some(parent) => ImageDir::temporary_in(parent, "migrate-in")?,
         None => ImageDir::temporary("migrate-in")?,
     };
-    let mut page_server: Option<PageServer> = None;
+    let mut m = Memory::default();
     loop {
         match link.recv()? {
-            Incoming::Message(Message::StartPages { memory }) => {
-                check_room(images.path(), memory)?;
+            Incoming::Message(Message::StartPages { memory, lazy }) => {
+                check_room(images.path(), if lazy { 0 } else { memory })?;
                 let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
                     context: "page-server socket pair".into(),
                     cause,
                 })?;
-                page_server = Some(lcr::checkpoint::serve_pages(
-                    &req.settings,
-                    images.path(),
-                    criu_end.into(),
-                )?);
+                if lazy {
+                    m.lazy_socket = Some(criu_end.into());
+                } else {
+                    m.page_server = Some(lcr::checkpoint::serve_pages(
+                        &req.settings,
+                        images.path(),
+                        criu_end.into(),
+                    )?);
+                }
                 link.relay_pages(mine)?;
                 link.send(&Message::PagesReady)?;
             }
             Incoming::Message(Message::PagesEnd) => {
                 // The source's CRIU is done; ours has the end of its connection and exits.
-                if let Some(ps) = page_server.take() {
+                if let Some(ps) = m.page_server.take() {
                     ps.wait(images.path())?;
+                }
+                if let Some(lazy) = m.lazy.take() {
+                    lazy.wait().map_err(lcr::Error::from)?;
+                    // Every page is here: the container is complete, whatever happens next.
+                    if let Some(c) = m.incomplete.as_mut() {
+                        c.complete = true;
+                    }
                 }
                 link.pages_sent()?;
             }
@@ -117,7 +129,22 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
             Incoming::Message(Message::Restore) => {
                 let mut opts = RestoreOpts::new(&req.bundle, images.path());
                 opts.settings = req.settings.clone();
+                if let Some(socket) = m.lazy_socket.take() {
+                    m.lazy = Some(lcr::checkpoint::serve_lazy_pages(
+                        &req.settings,
+                        images.path(),
+                        socket,
+                    )?);
+                    opts.settings.lazy_pages = true;
+                }
                 let (c, _) = lcr::checkpoint::restore(store, &req.id, opts)?;
+                if m.lazy.is_some() {
+                    m.incomplete = Some(Incomplete {
+                        store,
+                        id: req.id.clone(),
+                        complete: false,
+                    });
+                }
                 link.send(&Message::Running { pid: c.state.pid })?;
             }
             Incoming::Message(Message::Done) => return Ok(()),
@@ -133,6 +160,39 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
             Incoming::FileData(_) => {
                 return Err(Error::Protocol("file data without a file".into()))
             }
+        }
+    }
+}
+
+/// How the memory arrives, and the daemons that take it.
+#[derive(Default)]
+struct Memory<'a> {
+    /// Stop-copy: the page server writing the pages into the images.
+    page_server: Option<PageServer>,
+    /// Post-copy: this side's end of the connection, until the lazy-pages daemon takes it.
+    lazy_socket: Option<OwnedFd>,
+    lazy: Option<LazyPages>,
+    /// Post-copy: the restored container, until its last page arrived.
+    incomplete: Option<Incomplete<'a>>,
+}
+
+/// A container restored lazily whose pages have not all arrived: if the transfer ends
+/// early it cannot go on (its missing memory stays on the source), so it is removed.
+struct Incomplete<'a> {
+    store: &'a Store,
+    id: String,
+    complete: bool,
+}
+
+impl Drop for Incomplete<'_> {
+    fn drop(&mut self) {
+        if self.complete {
+            return;
+        }
+        let removed = lcr::container::Container::load(self.store, &self.id)
+            .and_then(|c| lcr::container::delete(c, true));
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, id = %self.id, "could not remove a container whose pages did not all arrive");
         }
     }
 }

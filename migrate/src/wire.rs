@@ -83,8 +83,13 @@ pub struct HostFacts {
     pub arch: String,
     pub kernel: String,
     pub cgroup_version: String,
+    /// The kernel tracks dirty pages (soft-dirty): this host can pre-dump (pre-copy source).
     pub dirty_tracking: bool,
+    /// Non-cooperative userfaultfd: this host can restore lazily (post-copy destination).
     pub lazy_pages: bool,
+    /// Why this host cannot serve a lazy dump's pages (post-copy source), if it cannot.
+    #[serde(default)]
+    pub lazy_dump_blocker: Option<String>,
 }
 
 /// The control messages, in the order of a migration: both say hello (the receiver only
@@ -106,8 +111,12 @@ pub enum Message {
     },
     /// Start a page server for the memory that follows on the Pages channel: about `memory`
     /// bytes (the container's memory use here), which the receiver must have room for.
+    /// `lazy` (post-copy): the pages stay on the source until the restored container asks;
+    /// the receiver keeps its end of the connection for its lazy-pages daemon.
     StartPages {
         memory: u64,
+        #[serde(default)]
+        lazy: bool,
     },
     PagesReady,
     /// This side's half of the page-server connection closed.
@@ -263,10 +272,9 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts() -> HostFacts {
+impl HostFacts {
+    /// A host of this machine's kind, for tests to vary.
+    pub(crate) fn example() -> Self {
         HostFacts {
             lcr_version: "0.1.0".into(),
             criu_version: "4.2.1".into(),
@@ -275,7 +283,17 @@ mod tests {
             cgroup_version: "v1".into(),
             dirty_tracking: false,
             lazy_pages: true,
+            lazy_dump_blocker: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> HostFacts {
+        HostFacts::example()
     }
 
     #[test]

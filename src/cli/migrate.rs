@@ -13,10 +13,27 @@ pub const EXIT_UNDECIDED: i32 = 3;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum Strategy {
-    /// The best one both hosts allow (here: stop-copy).
+    /// The best one both hosts allow, said with the reason.
     Auto,
     /// Freeze, dump with the memory streamed into the destination's page server, restore.
     StopCopy,
+    /// Pre-dump rounds while the container runs, then a final dump (needs dirty-page
+    /// tracking here).
+    PreCopy,
+    /// Restore there at once; the memory follows on demand (needs userfaultfd there and
+    /// fs.pipe-max-size >= 4 MiB here).
+    PostCopy,
+}
+
+impl Strategy {
+    fn asked(self) -> Option<migrate::Strategy> {
+        match self {
+            Self::Auto => None,
+            Self::StopCopy => Some(migrate::Strategy::StopCopy),
+            Self::PreCopy => Some(migrate::Strategy::PreCopy),
+            Self::PostCopy => Some(migrate::Strategy::PostCopy),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -94,15 +111,14 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
         dest_id,
         dest_root: a.dest_root.clone().unwrap_or_else(|| root.to_path_buf()),
         dest_bundle: bundle,
+        strategy: a.strategy.asked(),
         settings: a.criu.settings()?,
+        say: if a.json {
+            Box::new(|_: &str| {})
+        } else {
+            Box::new(|m: &str| eprintln!("lcr: {m}"))
+        },
     };
-    if !a.json {
-        let why = match a.strategy {
-            Strategy::Auto => "stop-copy: the one strategy this lcr has so far",
-            Strategy::StopCopy => "stop-copy: as asked",
-        };
-        eprintln!("lcr: migrating {} to {dest} ({why})", a.id);
-    }
     match migrate::source::migrate(store, req) {
         Ok(report) => {
             print_report(&report, a.json, a.print_stats)?;
@@ -121,8 +137,13 @@ fn print_report(r: &Report, json: bool, stats: bool) -> anyhow::Result<()> {
         return super::print_json(r);
     }
     if stats {
+        let after = if r.lazy_transfer_ms > 0 {
+            format!(", pages after the switch {} ms", r.lazy_transfer_ms)
+        } else {
+            String::new()
+        };
         println!(
-            "{}: downtime {} ms (dump {} ms, images {} ms, restore {} ms), total {} ms, {} bytes sent",
+            "{}: downtime {} ms (dump {} ms, images {} ms, restore {} ms){after}, total {} ms, {} bytes sent",
             r.strategy, r.downtime_ms, r.dump_ms, r.transfer_ms, r.restore_ms, r.total_ms, r.bytes_sent
         );
     }

@@ -4,6 +4,7 @@
 
 pub mod containerd;
 pub mod counter;
+pub mod migration;
 pub mod podman;
 pub mod twohosts;
 
@@ -116,9 +117,12 @@ impl Ctr {
         self.edit(|v| v["process"]["args"] = json!(["sh", "-c", script]));
     }
 
+    /// lcr with this container's state root; its temporary files (CRIU logs it keeps after
+    /// a failure, temporary images) go into this test's directory, removed with it.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(lcr_bin());
         c.arg("--root").arg(&self.root);
+        c.env("TMPDIR", self.tmp.path());
         c.stdin(Stdio::null());
         c
     }
@@ -440,4 +444,28 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 pub fn read(p: impl AsRef<Path>) -> String {
     std::fs::read_to_string(p.as_ref()).unwrap_or_default()
+}
+
+/// A kernel setting changed for one test and put back when dropped (even when it fails).
+pub struct Sysctl {
+    path: PathBuf,
+    old: String,
+}
+
+impl Sysctl {
+    /// Sets `name` (e.g. `fs.pipe-max-size`) to `value`.
+    pub fn set(name: &str, value: &str) -> Self {
+        let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+        let old = read(&path);
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("set {name}={value}: {e}"));
+        Self { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(&self.path, self.old.trim()) {
+            eprintln!("could not put back {}: {e}", self.path.display());
+        }
+    }
 }

@@ -167,15 +167,73 @@ impl TwoHosts {
 
     /// The listening TCP sockets in namespace `ns` (`ss -Hltn`).
     pub fn listening(&self, ns: &str) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "ss", "-Hltn"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split_whitespace().nth(3).unwrap_or_default().to_string())
-            .collect()
+        listening_in(Some(ns))
     }
+
+    /// Watches, until [`PortWatch::new_ones`], for TCP sockets listening in either "host"
+    /// or in this test's own namespace (where the migrating lcr and its CRIU run) that were
+    /// not listening when it began.
+    pub fn watch_ports(&self) -> PortWatch {
+        let namespaces = [
+            None,
+            Some(self.source_ns.clone()),
+            Some(self.dest_ns.clone()),
+        ];
+        let all = move || -> std::collections::BTreeSet<String> {
+            namespaces
+                .iter()
+                .flat_map(|ns| {
+                    let label = ns.clone().unwrap_or_else(|| "this host".into());
+                    listening_in(ns.as_deref())
+                        .into_iter()
+                        .map(move |a| format!("{label}: {a}"))
+                })
+                .collect()
+        };
+        let before = all();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.extend(all().difference(&before).cloned());
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        });
+        PortWatch { stop, thread }
+    }
+}
+
+/// See [`TwoHosts::watch_ports`].
+pub struct PortWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::collections::BTreeSet<String>>,
+}
+
+impl PortWatch {
+    /// The listening sockets that appeared meanwhile ("namespace: address").
+    pub fn new_ones(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap().into_iter().collect()
+    }
+}
+
+/// `ss -Hltn` in namespace `ns`, or in this process's own.
+fn listening_in(ns: Option<&str>) -> Vec<String> {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "ss"]);
+            c
+        }
+        None => Command::new("ss"),
+    };
+    let out = cmd.arg("-Hltn").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().nth(3).unwrap_or_default().to_string())
+        .collect()
 }
 
 impl Drop for TwoHosts {

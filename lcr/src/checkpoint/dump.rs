@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use criurpc::{Notify, RequestKind};
 
-use super::frozen::Frozen;
+use super::frozen::{Frozen, HandOver};
 use super::images::ImageDir;
 use super::mounts::{external_mounts, present_in};
 use super::settings::CriuSettings;
@@ -22,6 +22,9 @@ use crate::image::record::{kernel_release, machine_arch, InitProcess, Record, FO
 use crate::image::stats::{read_dump, DumpStats};
 use crate::image::{Output, PackOpts};
 use crate::{Error, Result};
+
+/// See [`CheckpointOpts::on_images`].
+pub type OnImages = Box<dyn FnMut(&Path) -> std::result::Result<(), String> + Send>;
 
 /// Options of `lcr checkpoint` (runc's flags).
 pub struct CheckpointOpts {
@@ -37,8 +40,14 @@ pub struct CheckpointOpts {
     pub status_fd: Option<OwnedFd>,
     pub page_server: Option<(String, u16)>,
     /// A socket already connected to a page server (a migration relays it to the
-    /// destination's): the memory goes there, and no port is opened.
+    /// destination's): the memory goes there, and no port is opened. With
+    /// `settings.lazy_pages`, the dump serves the memory it leaves behind on this socket
+    /// instead (to the other host's lazy-pages daemon), until every page has been taken.
     pub page_server_fd: Option<OwnedFd>,
+    /// Called once the images are complete (CRIU's `post-dump`, before a lazy dump starts
+    /// serving its pages), with the image directory: a migration ships them from here. Its
+    /// error aborts the dump.
+    pub on_images: Option<OnImages>,
     /// Save the files changed in a writable rootfs since the container started.
     pub with_rootfs_diff: bool,
     /// Save the contents of bind mounts.
@@ -49,6 +58,9 @@ pub struct CheckpointOpts {
     /// Keep the container frozen (alive) after the dump until [`Dumped::commit`] or
     /// [`Dumped::abort`]: a migration holds it so until the destination has restored.
     pub hold: bool,
+    /// Told by a migration when another host may run the container: nothing here thaws it
+    /// then.
+    pub hand_over: HandOver,
 }
 
 impl CheckpointOpts {
@@ -68,10 +80,12 @@ impl CheckpointOpts {
             status_fd: None,
             page_server: None,
             page_server_fd: None,
+            on_images: None,
             with_rootfs_diff: false,
             with_volumes: false,
             export: None,
             hold: false,
+            hand_over: HandOver::default(),
         }
     }
 
@@ -127,7 +141,7 @@ pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
     container.allow(Action::Checkpoint)?;
     let id = container.id().to_string();
     let plan = prepare(&container, &opts)?;
-    let frozen = Frozen::hold(container, opts.freezes())?;
+    let frozen = Frozen::hold(container, opts.freezes(), opts.hand_over.clone())?;
     let result = save_files(&frozen, &plan, &opts).and_then(|()| dump(&frozen, &plan, &mut opts));
     let (record, stats) = match result {
         Ok(r) => r,
@@ -173,13 +187,6 @@ impl Dumped {
             container::delete(self.frozen.release(), true)?;
         }
         Ok(self.report)
-    }
-
-    /// If this lcr is killed from now on, the container stays frozen (`lcr state` says
-    /// paused) instead of being thawed by the next lcr: call it before asking another host
-    /// to restore it. (Dropping the value or [`Dumped::abort`] still thaws it.)
-    pub fn stay_frozen_if_interrupted(&self) {
-        self.frozen.no_recovery();
     }
 
     /// Leaves the container frozen, with nobody to thaw it: its fate is decided elsewhere (a
@@ -289,12 +296,16 @@ fn dump(
     let mut final_record = record.clone();
     final_record.provisional = false;
     let mut order = Vec::new();
+    let mut on_images = opts.on_images.take();
     let mut handler = |n: &mut Notify| {
         order.push(n.script.clone());
         if n.script == "post-dump" {
             final_record
                 .write(&plan.image_dir)
                 .map_err(|e| e.to_string())?;
+            if let Some(f) = on_images.as_mut() {
+                f(&plan.image_dir)?;
+            }
         }
         Ok(())
     };

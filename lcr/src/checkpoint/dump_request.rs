@@ -56,7 +56,11 @@ pub(super) fn dump_options(
         request = request.page_server(addr.clone(), *port);
     }
     if let Some(fd) = opts.page_server_fd.take() {
-        request = request.page_server_fd(fd);
+        request = if opts.settings.lazy_pages {
+            request.lazy_page_server_fd(fd)
+        } else {
+            request.page_server_fd(fd)
+        };
     }
     if let Some(fd) = opts.status_fd.take() {
         request = request.status_fd(fd);

@@ -2,6 +2,8 @@
 //! saved, and thawed again by `Drop` unless the checkpoint is committed.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::cgroups::Cgroup;
 use crate::container::{self, Container};
@@ -18,23 +20,60 @@ pub struct Frozen {
     /// Whether to thaw when dropped: the container was running when the checkpoint began.
     thaw: bool,
     marker: PathBuf,
+    hand_over: HandOver,
+}
+
+/// Whether another host may be running the container now: shared between a checkpoint that
+/// holds it frozen (`CheckpointOpts::hand_over`) and a migration on another thread, which
+/// says so before it asks the other host to restore, and takes it back if that host
+/// refuses. While it is so, nothing thaws the container (a failure, a drop, an lcr killed
+/// and the next lcr's recovery): two copies must never run.
+#[derive(Clone, Default)]
+pub struct HandOver {
+    elsewhere: Arc<AtomicBool>,
+    /// The recovery marker of the container held, once the checkpoint holds it.
+    marker: Arc<Mutex<Option<PathBuf>>>,
+}
+
+impl HandOver {
+    /// `true`: the container may run elsewhere from now on; `false`: it does not (the other
+    /// host refused, having made nothing).
+    pub fn may_run_elsewhere(&self, yes: bool) {
+        self.elsewhere.store(yes, Ordering::SeqCst);
+        let marker = self.marker.lock().ok().and_then(|m| m.clone());
+        if let Some(m) = marker {
+            if yes {
+                let _ = std::fs::remove_file(&m);
+            } else {
+                let _ = crate::fsutil::write_atomic(&m, std::process::id().to_string().as_bytes());
+            }
+        }
+    }
+
+    pub fn elsewhere(&self) -> bool {
+        self.elsewhere.load(Ordering::SeqCst)
+    }
 }
 
 impl Frozen {
     /// Takes the container into the checkpoint; freezes it now when `freeze` (its files must
     /// be saved at the instant its memory is, or it must stay still until a commit).
-    pub(super) fn hold(c: Container, freeze: bool) -> Result<Self> {
+    pub(super) fn hold(c: Container, freeze: bool, hand_over: HandOver) -> Result<Self> {
         let running = c.status() == container::Status::Running;
         let cgroup = c.cgroup()?;
         let marker = c.dir().join(container::CHECKPOINT_FREEZE_MARKER);
         if running {
             crate::fsutil::write_atomic(&marker, std::process::id().to_string().as_bytes())?;
+            if let Ok(mut m) = hand_over.marker.lock() {
+                *m = Some(marker.clone());
+            }
         }
         let me = Self {
             container: Some(c),
             cgroup,
             thaw: running,
             marker,
+            hand_over,
         };
         if freeze && running {
             me.cgroup.freeze()?;
@@ -65,13 +104,6 @@ impl Frozen {
         self.take()
     }
 
-    /// From now on an lcr killed while holding the container leaves it frozen: the marker that
-    /// lets the next lcr thaw it goes. For a hand-over whose outcome the next lcr cannot
-    /// know (a migration whose restore was asked for).
-    pub(super) fn no_recovery(&self) {
-        let _ = std::fs::remove_file(&self.marker);
-    }
-
     fn take(&mut self) -> Container {
         self.container
             .take()
@@ -79,6 +111,9 @@ impl Frozen {
     }
 
     fn thaw_now(&self) -> Result<()> {
+        if self.hand_over.elsewhere() {
+            return Ok(());
+        }
         if self.thaw && self.cgroup.is_frozen() {
             self.cgroup.thaw()?;
         }
@@ -92,5 +127,8 @@ impl Drop for Frozen {
             tracing::warn!(error = %e, "could not thaw the container after a failed checkpoint");
         }
         let _ = std::fs::remove_file(&self.marker);
+        if let Ok(mut m) = self.hand_over.marker.lock() {
+            *m = None;
+        }
     }
 }

@@ -23,12 +23,12 @@ pub use crate::image::record::{Record, RECORD_FILE};
 pub use crate::image::stats::{DumpStats, RestoreStats};
 pub use compat::{check_origin, criu_older};
 /// What the CLI names of CRIU itself: which binary, and runc's `--manage-cgroups-mode`.
-pub use criurpc::{CgroupMode, Criu, Version as CriuVersion};
-pub use dump::{begin, checkpoint, CheckpointOpts, CheckpointReport, Dumped};
-pub use frozen::Frozen;
+pub use criurpc::{CgroupMode, Criu, LazyPages, Version as CriuVersion};
+pub use dump::{begin, checkpoint, CheckpointOpts, CheckpointReport, Dumped, OnImages};
+pub use frozen::{Frozen, HandOver};
 pub use images::ImageDir;
 pub use mounts::{ExternalMount, MountKind};
-pub use page_server::{serve_pages, PageServer};
+pub use page_server::{serve_lazy_pages, serve_pages, PageServer};
 pub use restore::{begin_restore, restore, Images, RestoreOpts, Restored, DEFAULT_TIMEOUT};
 pub use settings::CriuSettings;
 pub use stdio::{StdioFile, StdioKind};

@@ -1,11 +1,12 @@
-//! The receiving side of a dump that sends its memory elsewhere: a CRIU page server writing
-//! the pages into an image directory, serving one socket already connected (a migration
-//! relays it from the source's CRIU), so no port is opened.
+//! The receiving side of a dump that sends its memory elsewhere, on one socket already
+//! connected (a migration relays it from the source's CRIU), so no port is opened: a CRIU
+//! page server writing the pages into an image directory, or, for a lazy dump, CRIU's
+//! lazy-pages daemon handing them to the restored tasks as they fault.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use criurpc::{Options, Session};
+use criurpc::{LazyPages, Options, Session};
 
 use super::settings::CriuSettings;
 use crate::{Error, Result};
@@ -54,4 +55,18 @@ impl PageServer {
             reason: format!("exited with status {status:#x}: {excerpt}"),
         })
     }
+}
+
+/// Starts CRIU's lazy-pages daemon on the images in `images_dir` (complete but for the
+/// lazy pages), fetching those over `socket`; a restore with `settings.lazy_pages` and the
+/// same work directory then connects to it. [`LazyPages::wait`] says when every page has
+/// moved.
+pub fn serve_lazy_pages(
+    settings: &CriuSettings,
+    images_dir: &Path,
+    socket: OwnedFd,
+) -> Result<LazyPages> {
+    let work_dir = settings.work_dir(images_dir)?;
+    let binary = settings.criu.binary()?;
+    Ok(LazyPages::start(&binary, images_dir, &work_dir, socket)?)
 }

@@ -1,8 +1,13 @@
-//! The migrating side: pre-flight with the receiver → the dump, its memory streamed into the
-//! receiver's page server → the other images → the receiver restores → the frozen copy here
-//! is removed. Until the receiver reports the container running, every failure thaws the
-//! container here; once the restore was asked for, a lost connection leaves it frozen (the
-//! receiver may already run it) and says how to resolve.
+//! The migrating side: pre-flight with the receiver → the strategy both allow → the dump, its
+//! memory going through the relayed page-server connection → the other images → the
+//! receiver restores → the frozen copy here is removed. Until the receiver was asked to
+//! restore, every failure thaws the container here; from then on it is frozen until the
+//! receiver reports the container running, or refuses (then it thaws); a lost connection
+//! leaves it frozen (the receiver may already run it) and says how to resolve.
+
+mod images;
+mod post_copy;
+mod stop_copy;
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -15,7 +20,8 @@ use serde::Serialize;
 
 use crate::link::Link;
 use crate::ssh::{RemoteCommand, Ssh};
-use crate::wire::{Channel, Message};
+use crate::strategy::{self, Strategy};
+use crate::wire::Message;
 use crate::{facts, Destination, Error, Result};
 
 /// What `lcr migrate` was asked.
@@ -32,20 +38,30 @@ pub struct Request {
     pub dest_log: PathBuf,
     /// Where the destination keeps the images while it restores (default: its $TMPDIR).
     pub dest_images: Option<PathBuf>,
+    /// The strategy asked for; `None`: the best both hosts allow.
+    pub strategy: Option<Strategy>,
     /// CRIU's settings for the dump (`--tcp-established` among them).
     pub settings: CriuSettings,
+    /// Where what the user should know before it happens goes (the strategy chosen and
+    /// why; that a post-copy source cannot be resumed after the switch).
+    pub say: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Times and sizes of one migration.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub strategy: String,
+    pub strategy_reason: String,
     pub preflight_ms: u64,
+    /// From the freeze to the images being complete.
     pub dump_ms: u64,
+    /// Sending the images but the memory (stop-copy: after the dump; post-copy: within it).
     pub transfer_ms: u64,
     pub restore_ms: u64,
     /// From the freeze here to the container running there.
     pub downtime_ms: u64,
+    /// Post-copy: from the container running there to its last page having moved.
+    pub lazy_transfer_ms: u64,
     pub total_ms: u64,
     pub bytes_sent: u64,
     pub dest_pid: i32,
@@ -55,7 +71,7 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// Migrates container `req.id` by stop-and-copy.
+/// Migrates container `req.id` with the strategy asked for, or the best both hosts allow.
 pub fn migrate(store: &Store, req: Request) -> Result<Report> {
     let start = Instant::now();
     let container = Container::load(store, &req.id)?;
@@ -93,7 +109,7 @@ fn wait_briefly(child: &mut Child) -> std::io::Result<std::process::ExitStatus> 
 
 /// `ssh DEST lcr --root R migrate-receive …`, every word passed as it is.
 fn spawn_receiver(req: &Request) -> Result<Child> {
-    let remote = RemoteCommand::new(&req.dest_lcr)
+    let mut remote = RemoteCommand::new(&req.dest_lcr)
         .arg("--root")
         .arg(req.dest_root.to_string_lossy())
         .arg("migrate-receive")
@@ -103,7 +119,6 @@ fn spawn_receiver(req: &Request) -> Result<Child> {
         .arg(req.dest_bundle.to_string_lossy())
         .arg("--stdio-log")
         .arg(req.dest_log.to_string_lossy());
-    let mut remote = remote;
     if let Some(d) = &req.dest_images {
         remote = remote.arg("--images-in").arg(d.to_string_lossy());
     }
@@ -148,55 +163,74 @@ fn with_ssh_error(
     }
 }
 
+/// Pre-flight on both ends, the strategy, then the strategy's own phases.
 fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> Result<Report> {
-    let memory = container
-        .cgroup()
-        .map(|cg| cg.stats().memory.usage.usage)
-        .unwrap_or(0);
     let here = facts::this_host(&req.settings.criu)?;
     link.hello(here.clone())?;
     let there = link.expect_hello()?;
     if let Some(why) = facts::mismatch(&here, &there) {
-        return Err(Error::Refused {
-            host: req.dest.to_string(),
-            reason: why,
-        });
+        return Err(refused(req, why));
     }
-    let mut report = Report {
-        strategy: "stop-copy".into(),
+    let choice = strategy::choose(req.strategy, &here, &there).map_err(|why| Error::Refused {
+        host: "this host".into(),
+        reason: why,
+    })?;
+    (req.say)(&format!(
+        "migrating {} to {} by {} ({})",
+        req.id, req.dest, choice.strategy, choice.reason
+    ));
+    let report = Report {
+        strategy: choice.strategy.to_string(),
+        strategy_reason: choice.reason,
         preflight_ms: ms(start.elapsed()),
         ..Report::default()
     };
+    let mut report = match choice.strategy {
+        Strategy::StopCopy => stop_copy::run(container, req, link, report)?,
+        Strategy::PostCopy => post_copy::run(container, req, link, report)?,
+        Strategy::PreCopy => unreachable!("strategy::choose never allows pre-copy yet"),
+    };
+    report.total_ms = ms(start.elapsed());
+    report.bytes_sent = link.sent.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(report)
+}
 
-    link.send(&Message::StartPages { memory })?;
+/// The container's memory use here: what the receiver's images need room for.
+fn memory_of(container: &Container) -> u64 {
+    container
+        .cgroup()
+        .map(|cg| cg.stats().memory.usage.usage)
+        .unwrap_or(0)
+}
+
+/// Asks the receiver for a page server (or, `lazy`, for a connection its lazy-pages daemon
+/// will use) and relays it: the returned socket is CRIU's end here.
+fn open_pages(req: &Request, link: &mut Link, memory: u64, lazy: bool) -> Result<UnixStream> {
+    link.send(&Message::StartPages { memory, lazy })?;
     match link.message()? {
         Message::PagesReady => {}
         Message::Refused { reason } => return Err(refused(req, reason)),
         other => return Err(unexpected(other)),
     }
-    let frozen_at = Instant::now();
-    let dumped = dump(container, req, link)?;
-    report.dump_ms = ms(frozen_at.elapsed());
+    let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
+        context: "page-server socket pair".into(),
+        cause,
+    })?;
+    link.relay_pages(mine)?;
+    Ok(criu_end)
+}
 
-    let sent_at = Instant::now();
-    send_images(&dumped, link)?;
-    report.transfer_ms = ms(sent_at.elapsed());
+/// The dump's options: held frozen after the dump, its memory going to `page_server`.
+fn dump_opts(req: &Request, page_server: UnixStream) -> Result<CheckpointOpts> {
+    let mut opts = CheckpointOpts::with_images(ImageDir::temporary("migrate")?);
+    opts.settings = req.settings.clone();
+    opts.hold = true;
+    opts.page_server_fd = Some(page_server.into());
+    Ok(opts)
+}
 
-    let restore_at = Instant::now();
-    // Once the restore is asked for, the receiver may run the container: an lcr killed from
-    // here on leaves this copy frozen, for the user to resolve (see `undecided`).
-    dumped.stay_frozen_if_interrupted();
-    link.send(&Message::Restore)?;
-    // From here on the receiver may run the container: a lost connection must not thaw it.
-    let pid = match link.message_within(crate::link::RESTORE_LIMIT) {
-        Ok(Message::Running { pid }) => pid,
-        Ok(Message::Refused { reason }) => return Err(refused(req, reason)),
-        Ok(other) => return Err(unexpected(other)),
-        Err(e) => return Err(undecided(dumped, req, e)),
-    };
-    report.restore_ms = ms(restore_at.elapsed());
-    report.downtime_ms = ms(frozen_at.elapsed());
-    report.dest_pid = pid;
+/// The container runs there: the frozen copy here goes, and the receiver is told.
+fn finish(dumped: Dumped, req: &Request, link: &Link, pid: i32) -> Result<()> {
     dumped.commit().map_err(|e| Error::Refused {
         host: "this host".into(),
         reason: format!(
@@ -204,60 +238,7 @@ fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> 
             req.dest, req.id
         ),
     })?;
-    link.send(&Message::Done)?;
-    report.total_ms = ms(start.elapsed());
-    report.bytes_sent = link.sent.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(report)
-}
-
-/// Freezes and dumps the container, its memory going through the relayed page-server
-/// connection; it stays frozen here, held by the returned value.
-fn dump(container: Container, req: &Request, link: &mut Link) -> Result<Dumped> {
-    let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
-        context: "page-server socket pair".into(),
-        cause,
-    })?;
-    link.relay_pages(mine)?;
-    let mut opts = CheckpointOpts::with_images(ImageDir::temporary("migrate")?);
-    opts.settings = req.settings.clone();
-    opts.hold = true;
-    opts.page_server_fd = Some(criu_end.into());
-    let dumped = lcr::checkpoint::begin(container, opts)?;
-    // Every page has gone once this side's CRIU closed its end and the receiver's page
-    // server closed its own.
-    link.pages_sent()?;
-    match link.message()? {
-        Message::PagesEnd => Ok(dumped),
-        Message::Refused { reason } => Err(refused(req, reason)),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// Every file of the image directory but the pages (which went to the page server).
-fn send_images(dumped: &Dumped, link: &Link) -> Result<()> {
-    let dir = &dumped.report().image_dir;
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|cause| Error::Io {
-            context: format!("read {}", dir.display()),
-            cause,
-        })?
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    for name in names {
-        let data = std::fs::read(dir.join(&name)).map_err(|cause| Error::Io {
-            context: format!("read {}", dir.join(&name).display()),
-            cause,
-        })?;
-        link.send(&Message::File {
-            name,
-            size: data.len() as u64,
-        })?;
-        link.send_data(Channel::File, &data)?;
-    }
-    Ok(())
+    link.send(&Message::Done)
 }
 
 fn refused(req: &Request, reason: String) -> Error {
@@ -271,15 +252,14 @@ fn unexpected(m: Message) -> Error {
     Error::Protocol(format!("unexpected {m:?}"))
 }
 
-/// The connection broke while the receiver was restoring: it may run the container now, or
-/// have rolled back. The copy here stays frozen (never resumed blindly), and the user is told
-/// how to finish.
-fn undecided(dumped: Dumped, req: &Request, e: Error) -> Error {
-    dumped.leave_frozen();
+/// The connection broke, or the transfer failed, once the receiver was asked to restore: it
+/// may run the container now, or have rolled back. The copy here stays frozen (never
+/// resumed blindly), and the user is told how to finish.
+fn undecided(req: &Request, what: &str, e: &Error) -> Error {
     Error::Undecided(format!(
-        "{e}: the connection broke while {dest} restored the container, so it may run there \
-         now; it is left frozen here. If `lcr --root {root} state {dest_id}` on {dest} says \
-         running, run `lcr delete --force {id}` here; if not, `lcr resume {id}`",
+        "{e}: {what}, so the container may run on {dest} now; it is left frozen here. If \
+         `lcr --root {root} state {dest_id}` on {dest} says running, run `lcr delete --force \
+         {id}` here; if not, `lcr resume {id}`",
         root = req.dest_root.display(),
         dest_id = req.dest_id,
         dest = req.dest,

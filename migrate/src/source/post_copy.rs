@@ -1,0 +1,159 @@
+//! Post-copy: freeze, dump all but the memory, ship the images, restore there at once; the
+//! restored container then pulls its pages on demand (and the rest in the background) from
+//! the lazy dump here, which serves them over the relayed connection. Downtime is the dump
+//! of everything but the memory and the restore, whatever the memory's size.
+//!
+//! The switch is the restore: from then on the container runs there with part of its
+//! memory here, so this copy is never resumed (nor removed) by lcr until every page moved.
+
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Instant;
+
+use lcr::checkpoint::{Dumped, HandOver};
+use lcr::container::Container;
+
+use super::{dump_opts, finish, images, memory_of, ms, open_pages, refused, undecided, unexpected};
+use super::{Report, Request};
+use crate::link::{Link, RESTORE_LIMIT};
+use crate::wire::Message;
+use crate::{Error, Result};
+
+/// What the dumping thread reports.
+enum Event {
+    /// The images went out and the receiver was asked to restore (`images_ms` to send them).
+    RestoreAsked { images_ms: u64 },
+    /// The dump ended: every page was served, or it failed.
+    Dumped(Box<lcr::Result<Dumped>>),
+}
+
+pub(super) fn run(
+    container: Container,
+    req: &Request,
+    link: &mut Link,
+    mut report: Report,
+) -> Result<Report> {
+    (req.say)(
+        "post-copy: once the container runs there, this copy cannot be resumed; it stays \
+         frozen here until its last page has moved",
+    );
+    let page_server = open_pages(req, link, memory_of(&container), true)?;
+    let hand_over = HandOver::default();
+    let (tx, events) = channel();
+    let mut opts = dump_opts(req, page_server)?;
+    opts.settings.lazy_pages = true;
+    opts.hand_over = hand_over.clone();
+    let sender = link.sender();
+    let asked = tx.clone();
+    let ho = hand_over.clone();
+    opts.on_images = Some(Box::new(move |dir| {
+        let sent_at = Instant::now();
+        images::send_images(dir, &sender).map_err(|e| e.to_string())?;
+        ho.may_run_elsewhere(true);
+        if let Err(e) = sender.send(&Message::Restore) {
+            ho.may_run_elsewhere(false);
+            return Err(e.to_string());
+        }
+        let _ = asked.send(Event::RestoreAsked {
+            images_ms: ms(sent_at.elapsed()),
+        });
+        Ok(())
+    }));
+
+    let frozen_at = Instant::now();
+    let dumping = std::thread::spawn(move || {
+        let _ = tx.send(Event::Dumped(Box::new(lcr::checkpoint::begin(
+            container, opts,
+        ))));
+    });
+    match events.recv() {
+        Ok(Event::RestoreAsked { images_ms }) => {
+            report.transfer_ms = images_ms;
+            report.dump_ms = ms(frozen_at.elapsed()).saturating_sub(images_ms);
+        }
+        Ok(Event::Dumped(r)) => {
+            let _ = dumping.join();
+            (*r)?;
+            return Err(Error::Protocol(
+                "the lazy dump ended before its images were complete".into(),
+            ));
+        }
+        Err(_) => {
+            return Err(Error::Protocol(
+                "the dumping thread vanished before the images were complete".into(),
+            ))
+        }
+    }
+
+    let restore_at = Instant::now();
+    // The receiver's lazy-pages daemon may take the last page (its end of the connection
+    // closing: `PagesEnd`) before the restore has returned there.
+    let mut all_there = false;
+    let pid = loop {
+        match link.message_within(RESTORE_LIMIT) {
+            Ok(Message::Running { pid }) => break pid,
+            Ok(Message::PagesEnd) if !all_there => all_there = true,
+            Ok(Message::Refused { reason }) => {
+                // The receiver rolled back: the dump is ended and this copy runs on.
+                hand_over.may_run_elsewhere(false);
+                link.cut_pages();
+                let _ = wait_dumped(&events);
+                return Err(refused(req, reason));
+            }
+            Ok(other) => {
+                link.cut_pages();
+                let _ = wait_dumped(&events);
+                let what = "the receiver answered the restore out of turn";
+                return Err(undecided(req, what, &unexpected(other)));
+            }
+            Err(e) => {
+                link.cut_pages();
+                let _ = wait_dumped(&events);
+                let what = "the connection broke while the receiver restored";
+                return Err(undecided(req, what, &e));
+            }
+        }
+    };
+    report.restore_ms = ms(restore_at.elapsed());
+    report.downtime_ms = ms(frozen_at.elapsed());
+    report.dest_pid = pid;
+    (req.say)(&format!(
+        "running on {} (pid {pid}) after {} ms down; moving the remaining pages",
+        req.dest, report.downtime_ms
+    ));
+
+    let moved_at = Instant::now();
+    let transfer = wait_dumped(&events).and_then(|dumped| {
+        link.pages_sent()?;
+        if all_there {
+            return Ok(dumped);
+        }
+        match link.message()? {
+            Message::PagesEnd => Ok(dumped),
+            Message::Refused { reason } => Err(refused(req, reason)),
+            other => Err(unexpected(other)),
+        }
+    });
+    let _ = dumping.join();
+    let dumped = transfer.map_err(|e| {
+        undecided(
+            req,
+            "the page transfer failed after the container started there (the receiver stops its \
+             copy when its pages cannot all arrive)",
+            &e,
+        )
+    })?;
+    report.lazy_transfer_ms = ms(moved_at.elapsed());
+    finish(dumped, req, link, pid)?;
+    Ok(report)
+}
+
+/// The end of the lazy dump: every page served (the container still frozen here), or why not.
+fn wait_dumped(events: &Receiver<Event>) -> Result<Dumped> {
+    loop {
+        match events.recv() {
+            Ok(Event::Dumped(r)) => return (*r).map_err(Error::from),
+            Ok(Event::RestoreAsked { .. }) => continue,
+            Err(_) => return Err(Error::Protocol("the dumping thread vanished".into())),
+        }
+    }
+}

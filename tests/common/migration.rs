@@ -1,0 +1,99 @@
+//! Running `lcr migrate` between the two "hosts" of [`super::twohosts`], and what a failed
+//! migration must leave.
+
+use super::counter::{count, lines};
+use super::twohosts::{TwoHosts, DEST_ADDR};
+use super::*;
+
+/// `lcr migrate` of `c` into `r` (its bundle there) through `h`, with `extra` flags.
+pub fn migrate(h: &TwoHosts, c: &Ctr, r: &Ctr, extra: &[&str]) -> std::process::Output {
+    migrate_into(h, c, (&r.root, &r.id), &r.bundle, extra)
+}
+
+/// `lcr migrate` of `c` to container `id` under state root `root` there, from `bundle`; the
+/// container's output there goes to `dest.log` beside the bundle.
+pub fn migrate_into(
+    h: &TwoHosts,
+    c: &Ctr,
+    dest: (&std::path::Path, &str),
+    bundle: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    output_via_files(&mut migrate_command(h, c, dest, bundle, extra))
+}
+
+pub fn migrate_command(
+    h: &TwoHosts,
+    c: &Ctr,
+    (root, id): (&std::path::Path, &str),
+    bundle: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let dest_log = bundle.with_file_name("dest.log");
+    let mut cmd = c.cmd();
+    cmd.arg("migrate")
+        .arg(&c.id)
+        .arg(format!("ssh://root@{DEST_ADDR}"))
+        .arg("--ssh")
+        .arg(&h.ssh)
+        .args(["--dest-lcr", lcr_bin(), "--dest-id", id])
+        .arg("--dest-root")
+        .arg(root)
+        .arg("--dest-bundle")
+        .arg(bundle)
+        .arg("--dest-log")
+        .arg(dest_log)
+        .args(extra);
+    cmd
+}
+
+/// The source counts on, never left frozen, and the destination has nothing of it.
+pub fn stayed_here(c: &Ctr, r: &Ctr, out: &std::process::Output, what: &str) {
+    assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(out));
+    assert_eq!(
+        c.state()["status"],
+        "running",
+        "{what}: the source is not running"
+    );
+    let n = count(c);
+    wait_until("counting on at the source", || count(c) > n + 2);
+    assert!(
+        !r.lcr(&["state", &r.id]).status.success(),
+        "{what}: left on the destination"
+    );
+    assert!(
+        !cgroup_exists(&r.cgroup),
+        "{what}: a cgroup left on the destination"
+    );
+}
+
+/// An ssh (for `--ssh`) whose connection ends after `bytes` sent to the destination (dd
+/// passes on each byte as it comes; head would hold them back).
+pub fn cut_ssh(h: &TwoHosts, bytes: u64) -> std::path::PathBuf {
+    let cut = h.tmp.path().join(format!("ssh-cut-{bytes}"));
+    std::fs::write(
+        &cut,
+        format!(
+            "#!/bin/sh\ndd bs=1 count={bytes} status=none | {} \"$@\"\n",
+            h.ssh.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    cut
+}
+
+/// `r` (the destination) counts on, in its log `dest.log`, from the number after the last
+/// one `log` (the source's) holds.
+pub fn counts_on_there(r: &Ctr, log: &Path) {
+    let last_here = lines(log).last().map(|(n, _)| *n).unwrap_or(0);
+    let dest_log = r.tmp.path().join("dest.log");
+    wait_until("counting on at the destination", || {
+        lines(&dest_log).len() > 3
+    });
+    assert_eq!(
+        lines(&dest_log)[0].0,
+        last_here + 1,
+        "the count did not go on from where it stopped"
+    );
+}
