@@ -260,10 +260,12 @@ fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
             }
             ("gone", "running") => outcomes.push("moved"),
             // Killed after it asked for the restore: frozen here, running there, as the
-            // message of an interrupted migration says; resolved by deleting it here.
+            // message of an interrupted migration says; `--resolve` asks there and removes
+            // the copy here.
             ("paused", "running") => {
-                c.ok(&["delete", "--force", &c.id]);
-                outcomes.push("moved, frozen copy here");
+                let said = c.ok(&["migrate", "--resolve", &c.id]);
+                assert_eq!(c.status(), "gone", "{said}");
+                outcomes.push("moved, frozen copy here resolved");
             }
             other => panic!(
                 "killed after {delay_ms} ms: here {}, there {}",
@@ -313,10 +315,18 @@ fn a_receiver_killed_at_any_moment_leaves_one_copy_and_nothing_unknown_there() {
         match (code, here.as_str(), there.as_str()) {
             (Some(0), "gone", "running") => outcomes.push("moved"),
             (Some(1), "running", _) => outcomes.push("stayed"),
-            // The connection broke during the restore: resolved as lcr's message says.
-            (Some(3), "paused", "running") => {
-                c.ok(&["delete", "--force", &c.id]);
-                outcomes.push("undecided, moved");
+            // The connection broke during the restore: resolved as lcr's message says,
+            // with `--resolve` (it asks there: running, so the copy here goes; absent, so
+            // it runs here again).
+            (Some(3), "paused", "running" | "gone") => {
+                c.ok(&["migrate", "--resolve", &c.id]);
+                let after = c.status();
+                assert_eq!(after == "gone", there == "running", "resolved to {after}");
+                outcomes.push(if there == "running" {
+                    "undecided, resolved: moved"
+                } else {
+                    "undecided, resolved: stayed"
+                });
             }
             (Some(3), "paused", _) => {
                 c.ok(&["resume", &c.id]);

@@ -104,7 +104,7 @@ fn post_copy_runs_the_container_there_first_and_its_pages_follow() {
 /// The switch is the restore there: a connection cut afterwards, with most pages still
 /// here, cannot thaw this copy (the other ran) and cannot leave the other (it lacks its
 /// memory). The receiver removes its copy, this one stays frozen with all its memory, lcr
-/// exits 3 saying how to finish, and `lcr resume` brings it back counting.
+/// exits 3 saying how to finish, and `lcr migrate --resolve` brings it back counting.
 fn post_copy_cut_after_the_switch_leaves_the_frozen_source_to_resume() {
     let Some(h) = TwoHosts::new("mig-pcc") else {
         return;
@@ -135,9 +135,19 @@ fn post_copy_cut_after_the_switch_leaves_the_frozen_source_to_resume() {
     wait_until("the receiver to remove its copy", || {
         !r.lcr(&["state", &r.id]).status.success() && !cgroup_exists(&r.cgroup)
     });
-    c.ok(&["resume", &c.id]);
+    // `--resolve` asks the destination (nothing there) and resumes the copy here; asked
+    // again, there is nothing left to resolve.
+    let said = c.ok(&["migrate", "--resolve", &c.id]);
+    assert_eq!(c.status(), "running", "{said}");
     let n = count(&c);
     wait_until("counting on at the source", || count(&c) > n + 2);
+    let again = c.lcr(&["migrate", "--resolve", &c.id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("nothing to resolve"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 lcr_test_harness::tests!(

@@ -9,7 +9,9 @@ pub mod destination;
 mod error;
 mod facts;
 mod link;
+mod pending;
 pub mod receive;
+pub mod resolve;
 pub mod source;
 pub mod ssh;
 pub mod strategy;
@@ -17,4 +19,5 @@ pub mod wire;
 
 pub use destination::Destination;
 pub use error::{Error, Result};
+pub use link::RESTORE_LIMIT;
 pub use strategy::Strategy;

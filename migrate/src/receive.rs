@@ -74,6 +74,8 @@ fn take_stdio(log: &Path) -> Result<(File, File)> {
 }
 
 fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
+    lcr::container::validate_id(&req.id)?;
+    let _receiving = crate::resolve::ReceiverLock::take(store.root(), &req.id)?;
     preflight(store, req)?;
     let here = facts::this_host(&req.settings.criu)?;
     link.hello(here.clone())?;

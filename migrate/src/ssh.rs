@@ -58,7 +58,7 @@ fn quote(word: &str) -> Result<String> {
 }
 
 /// How ssh is run: which program (`--ssh`) and the `-o` options the user added.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ssh {
     pub program: String,
     pub options: Vec<String>,

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Migration speed: `lcr migrate` (stop-copy) of a memtouch container of M MiB (M = 64, 512,
-# 2048) between two network namespaces joined by a veth pair, the destination with its own
-# sshd, measured in the same run beside
+# Migration speed: `lcr migrate` (stop-copy and post-copy) of a memtouch container of M MiB
+# (M = 64, 512, 2048) between two network namespaces joined by a veth pair, the destination
+# with its own sshd, measured in the same run beside
 #   local    `lcr checkpoint` + `lcr restore` of the same container on one host,
 #   naive    `lcr checkpoint --export - | ssh DEST lcr restore --import -`,
 #   ceiling  `ssh DEST 'cat >/dev/null'` of as many bytes as the migration sent.
 # Downtime two ways: lcr's report (freeze here → running there) and the workload's own
 # (the largest gap between its 10 ms clock stamps). Prints medians and the ratios of the
 # issue's aims: downtime / (local checkpoint + restore), page rate / ssh ceiling, total /
-# naive. `ROUNDS=3 scripts/bench/migrate.sh 64 512`.
+# naive, post-copy downtime (aim <= 300 ms, flat in M). Post-copy needs fs.pipe-max-size
+# >= 4 MiB: raised for the run and put back. `ROUNDS=3 scripts/bench/migrate.sh 64 512`.
 set -euo pipefail
 SIZES=${*:-64 512 2048}
 ROUNDS=${ROUNDS:-3}
@@ -19,7 +20,9 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/lcr-migbench.XXXXXX")
 SRC=lcr-migbench-src-$$ DST=lcr-migbench-dst-$$ ADDR=10.251.0.2
 SSHD_PID= MADE_PRIVSEP=
+PIPE_MAX=$(cat /proc/sys/fs/pipe-max-size)
 cleanup() {
+  echo "$PIPE_MAX" > /proc/sys/fs/pipe-max-size
   for root in "$WORK/src" "$WORK/dst"; do
     for id in $("$LCR" --root "$root" list -q 2>/dev/null); do "$LCR" --root "$root" delete -f "$id" >/dev/null 2>&1 || true; done
   done
@@ -30,6 +33,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+[ "$PIPE_MAX" -ge 4194304 ] || echo 4194304 > /proc/sys/fs/pipe-max-size
 
 # Two hosts: namespaces, a veth pair, sshd in the destination (keys made for this run).
 ip netns add "$SRC"; ip netns add "$DST"
@@ -110,8 +114,17 @@ for M in $SIZES; do
     t1=$(now)
     sleep 0.5
     "$LCR" --root "$WORK/dst" delete -f "m$M-$r" >/dev/null
-    read -r down total sent dump restore <<<"$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["downtime_ms"], r["total_ms"], r["bytes_sent"], r["dump_ms"], r["restore_ms"])' "$WORK/report")"
+    read -r down total sent dump restore freeze <<<"$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["downtime_ms"], r["total_ms"], r["bytes_sent"], r["dump_ms"], r["restore_ms"], r["freeze_us"])' "$WORK/report")"
     seen=$(gap "$log.m")
+    # lcr migrate (post-copy)
+    b=$(bundle "p$M-$r" "$M"); b2=$(bundle "p$M-$r-dst" "$M"); start "p$M-$r" "$b" "$log.p"
+    "$LCR" --root "$WORK/src" migrate "p$M-$r" "ssh://root@$ADDR" --strategy post-copy --ssh "$SSH" --dest-lcr "$LCR" \
+      --dest-root "$WORK/dst" --dest-bundle "$b2" --dest-log "$log.p" --dest-images "$WORK" --json > "$WORK/report" \
+      || { echo "post-copy migrate failed" >&2; cat "$WORK/sshd.log" >&2; exit 1; }
+    sleep 0.5
+    "$LCR" --root "$WORK/dst" delete -f "p$M-$r" >/dev/null
+    read -r pdown ptotal plazy <<<"$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["downtime_ms"], r["total_ms"], r["lazy_transfer_ms"])' "$WORK/report")"
+    pseen=$(gap "$log.p")
     # naive: export piped into an import on the destination
     b=$(bundle "n$M-$r" "$M"); b2=$(bundle "n$M-$r-dst" "$M"); start "n$M-$r" "$b" "$log.n"
     t2=$(now)
@@ -126,17 +139,24 @@ for M in $SIZES; do
     t4=$(now); "$SSH" "root@$ADDR" 'cat >/dev/null' < "$WORK/noise"; t5=$(now); rm -f "$WORK/noise"
     ceiling_ms=$(( (t5 - t4) / 1000000 ))
     b=$(bad "$log".*); [ -z "$b" ] || { echo "memtouch found its memory changed: $b" >&2; exit 1; }
-    echo "$M $local_ms $down $seen $total $sent $dump $naive_ms $naive_seen $ceiling_ms $restore" >> "$WORK/results"
+    echo "$M $local_ms $down $seen $total $sent $dump $naive_ms $naive_seen $ceiling_ms $restore $freeze $pdown $pseen $ptotal $plazy" >> "$WORK/results"
   done
 done
 python3 - "$WORK/results" "$ROUNDS" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-print(f"migration benchmark (stop-copy), {sys.argv[2]} rounds, medians (ms); MiB sent is on the wire (compressed)")
-print("   MiB  local c+r  downtime (dump + restore)  seen  total  MiB sent  naive  naive seen  ssh of M MiB")
+print(f"migration benchmark, {sys.argv[2]} rounds, medians (ms); MiB sent is on the wire (compressed)")
+print("stop-copy:")
+print("   MiB  local c+r  downtime (dump + restore)  seen  freeze  total  MiB sent  naive  naive seen  ssh of M MiB")
 for m in sorted({int(r[0]) for r in rows}):
     med = lambda i: statistics.median(float(r[i]) for r in rows if int(r[0]) == m)
-    loc, down, seen, total, sent, dump, naive, nseen, ceil, rest = (med(i) for i in range(1, 11))
-    print(f"{m:>6} {loc:>10.0f} {down:>9.0f} ({dump:>5.0f} + {rest:>5.0f})   {seen:>5.0f} {total:>6.0f} {sent / 2**20:>9.1f} {naive:>6.0f} {nseen:>11.0f} {ceil:>13.0f}")
+    loc, down, seen, total, sent, dump, naive, nseen, ceil, rest, freeze = (med(i) for i in range(1, 12))
+    print(f"{m:>6} {loc:>10.0f} {down:>9.0f} ({dump:>5.0f} + {rest:>5.0f})   {seen:>5.0f} {freeze / 1000:>7.1f} {total:>6.0f} {sent / 2**20:>9.1f} {naive:>6.0f} {nseen:>11.0f} {ceil:>13.0f}")
     print(f"{m:>6} ratios  downtime/local {down / loc:.2f} (aim <= 1.25)  memory rate/ssh ceiling {ceil / max(dump, 1):.2f} (aim >= 0.80)  total/naive {total / naive:.2f} (aim < 1)")
+print("post-copy:")
+print("   MiB  downtime  seen  pages after the switch  total")
+for m in sorted({int(r[0]) for r in rows}):
+    med = lambda i: statistics.median(float(r[i]) for r in rows if int(r[0]) == m)
+    pdown, pseen, ptotal, plazy, naive = med(12), med(13), med(14), med(15), med(7)
+    print(f"{m:>6} {pdown:>9.0f} {pseen:>5.0f} {plazy:>22.0f} {ptotal:>6.0f}   downtime aim <= 300 ms; total/naive {ptotal / naive:.2f}")
 PY

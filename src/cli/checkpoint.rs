@@ -180,10 +180,13 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     let c = Container::load(store, &a.id)?;
     let report = checkpoint::checkpoint(c, o)?;
     if a.print_stats {
-        let text = report
+        let mut text = report
             .stats
             .as_ref()
             .map_or("criu wrote no statistics".into(), dump_stats_text);
+        if let Some(us) = report.lcr_freeze_us {
+            text.push_str(&format!("\nlcr froze the container first in {us} us"));
+        }
         // Standard output may be the archive.
         if a.export.as_deref() == Some(std::path::Path::new("-")) {
             eprintln!("{text}");

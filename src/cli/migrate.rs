@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use lcr::container::{Container, Store};
+use migrate::resolve::Resolved;
 use migrate::source::{Report, Request};
 use migrate::ssh::Ssh;
 use migrate::Destination;
@@ -41,7 +42,13 @@ impl Strategy {
 pub struct Args {
     pub id: String,
     /// `ssh://[user@]host[:port]` or `[user@]host`.
-    dest: String,
+    #[arg(required_unless_present = "resolve")]
+    dest: Option<String>,
+    /// Finish a migration of ID whose outcome lcr did not learn (exit 3, or an lcr killed
+    /// midway): asks the destination, then removes the frozen copy here if it has the
+    /// container, or resumes it if not.
+    #[arg(long, conflicts_with = "dest")]
+    resolve: bool,
     #[arg(long, value_enum, default_value = "auto")]
     strategy: Strategy,
     /// The container's id there (default: the same).
@@ -89,7 +96,10 @@ fn broken_pipe_is_an_error() {
 
 pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32> {
     broken_pipe_is_an_error();
-    let dest = Destination::parse(&a.dest)?;
+    let Some(dest) = &a.dest else {
+        return resolve(store, &a.id);
+    };
+    let dest = Destination::parse(dest)?;
     let bundle = match &a.dest_bundle {
         Some(b) => b.clone(),
         None => Container::read(store, &a.id)?.state.bundle.clone(),
@@ -132,6 +142,18 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
     }
 }
 
+fn resolve(store: &Store, id: &str) -> anyhow::Result<i32> {
+    match migrate::resolve::resolve(store, id)? {
+        Resolved::MovedThere(status) => {
+            eprintln!("lcr: {id} is {status} on the destination: its frozen copy here was removed")
+        }
+        Resolved::StaysHere => {
+            eprintln!("lcr: the destination has no {id}: it runs here again")
+        }
+    }
+    Ok(0)
+}
+
 fn print_report(r: &Report, json: bool, stats: bool) -> anyhow::Result<()> {
     if json {
         return super::print_json(r);
@@ -143,8 +165,8 @@ fn print_report(r: &Report, json: bool, stats: bool) -> anyhow::Result<()> {
             String::new()
         };
         println!(
-            "{}: downtime {} ms (dump {} ms, images {} ms, restore {} ms){after}, total {} ms, {} bytes sent",
-            r.strategy, r.downtime_ms, r.dump_ms, r.transfer_ms, r.restore_ms, r.total_ms, r.bytes_sent
+            "{}: downtime {} ms (freeze {:.1} ms, dump {} ms, images {} ms, restore {} ms){after}, total {} ms, {} bytes sent",
+            r.strategy, r.downtime_ms, r.freeze_us as f64 / 1000.0, r.dump_ms, r.transfer_ms, r.restore_ms, r.total_ms, r.bytes_sent
         );
     }
     Ok(())
@@ -179,5 +201,19 @@ pub fn run_receive(store: &Store, a: ReceiveArgs) -> anyhow::Result<i32> {
             settings: a.criu.settings()?,
         },
     )?;
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+/// What became of a container migrated here (asked by `lcr migrate --resolve` over ssh):
+/// waits until no receiver of it runs, then prints its status as JSON.
+pub struct SettleArgs {
+    #[arg(long)]
+    id: String,
+}
+
+pub fn run_settle(store: &Store, a: SettleArgs) -> anyhow::Result<i32> {
+    let settled = migrate::resolve::settle(store, &a.id, migrate::RESTORE_LIMIT)?;
+    super::print_json(&settled)?;
     Ok(0)
 }

@@ -81,6 +81,8 @@ enum Command {
     Migrate(migrate::Args),
     #[command(hide = true)]
     MigrateReceive(migrate::ReceiveArgs),
+    #[command(hide = true)]
+    MigrateSettle(migrate::SettleArgs),
     Image(image::Args),
 }
 
@@ -113,6 +115,7 @@ pub fn main() -> i32 {
         Command::Restore(a) => restore::run(&store, a),
         Command::Migrate(a) => migrate::run(&store, &cli.root, a),
         Command::MigrateReceive(a) => migrate::run_receive(&store, a),
+        Command::MigrateSettle(a) => migrate::run_settle(&store, a),
         Command::Image(a) => image::run(a),
     };
     match r {

@@ -89,13 +89,6 @@ impl CheckpointOpts {
         }
     }
 
-    /// Whether the container is frozen before anything is saved and stays so through the
-    /// dump: files and memory must be captured at the same instant, and an export (or a
-    /// hold) must be complete before the container goes.
-    fn freezes(&self) -> bool {
-        self.hold || self.export.is_some() || self.with_rootfs_diff || self.with_volumes
-    }
-
     /// Whether CRIU leaves the tree alive after the dump (else it kills it).
     fn criu_leaves_running(&self) -> bool {
         self.leave_running || self.pre_dump || self.hold || self.export.is_some()
@@ -106,6 +99,9 @@ pub struct CheckpointReport {
     pub image_dir: PathBuf,
     pub record: Record,
     pub stats: Option<DumpStats>,
+    /// How long lcr took to freeze the container itself, when it did (before CRIU, which
+    /// then finds it frozen: see `CheckpointOpts::freezes`).
+    pub lcr_freeze_us: Option<u64>,
 }
 
 /// Where the checkpoint goes and what it covers, found before anything is touched.
@@ -141,7 +137,7 @@ pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
     container.allow(Action::Checkpoint)?;
     let id = container.id().to_string();
     let plan = prepare(&container, &opts)?;
-    let frozen = Frozen::hold(container, opts.freezes(), opts.hand_over.clone())?;
+    let frozen = Frozen::hold(container, opts.hand_over.clone())?;
     let result = save_files(&frozen, &plan, &opts).and_then(|()| dump(&frozen, &plan, &mut opts));
     let (record, stats) = match result {
         Ok(r) => r,
@@ -156,12 +152,14 @@ pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
         }
     };
     let images = std::mem::replace(&mut opts.images, ImageDir::At(PathBuf::new()));
+    let lcr_freeze_us = frozen.froze_in.map(|d| d.as_micros() as u64);
     Ok(Dumped {
         frozen,
         report: CheckpointReport {
             image_dir: plan.image_dir,
             record,
             stats,
+            lcr_freeze_us,
         },
         export: opts.export.take(),
         keeps_running: opts.leave_running || opts.pre_dump,

@@ -21,6 +21,8 @@ pub struct Frozen {
     thaw: bool,
     marker: PathBuf,
     hand_over: HandOver,
+    /// How long lcr's own freeze took (when it froze the container itself).
+    pub(super) froze_in: Option<std::time::Duration>,
 }
 
 /// Whether another host may be running the container now: shared between a checkpoint that
@@ -56,9 +58,13 @@ impl HandOver {
 }
 
 impl Frozen {
-    /// Takes the container into the checkpoint; freezes it now when `freeze` (its files must
-    /// be saved at the instant its memory is, or it must stay still until a commit).
-    pub(super) fn hold(c: Container, freeze: bool, hand_over: HandOver) -> Result<Self> {
+    /// Takes the container into the checkpoint and freezes it now (if it runs): its files
+    /// are saved at the instant its memory is, an export or a migration holds it still until
+    /// a commit, and CRIU, finding the cgroup frozen, skips its own freeze. lcr waits for
+    /// the freezer in 1 ms steps (about 1 ms for a small container here); CRIU's own freeze
+    /// polls in 100 ms steps (about 100 ms of downtime for nothing, measured with
+    /// `checkpoint --print-stats`).
+    pub(super) fn hold(c: Container, hand_over: HandOver) -> Result<Self> {
         let running = c.status() == container::Status::Running;
         let cgroup = c.cgroup()?;
         let marker = c.dir().join(container::CHECKPOINT_FREEZE_MARKER);
@@ -68,15 +74,18 @@ impl Frozen {
                 *m = Some(marker.clone());
             }
         }
-        let me = Self {
+        let mut me = Self {
             container: Some(c),
             cgroup,
             thaw: running,
             marker,
             hand_over,
+            froze_in: None,
         };
-        if freeze && running {
+        if running {
+            let started = std::time::Instant::now();
             me.cgroup.freeze()?;
+            me.froze_in = Some(started.elapsed());
         }
         Ok(me)
     }

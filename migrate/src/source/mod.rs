@@ -14,11 +14,12 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use lcr::checkpoint::{CheckpointOpts, CriuSettings, Dumped, ImageDir};
+use lcr::checkpoint::{CheckpointOpts, CriuSettings, Dumped, HandOver, ImageDir};
 use lcr::container::{Container, Store};
 use serde::Serialize;
 
 use crate::link::Link;
+use crate::pending::Pending;
 use crate::ssh::{RemoteCommand, Ssh};
 use crate::strategy::{self, Strategy};
 use crate::wire::Message;
@@ -53,6 +54,10 @@ pub struct Report {
     pub strategy: String,
     pub strategy_reason: String,
     pub preflight_ms: u64,
+    /// lcr's own freeze of the container (CRIU then finds it frozen), and CRIU's figures.
+    pub freeze_us: u64,
+    pub criu_freezing_us: u64,
+    pub criu_frozen_us: u64,
     /// From the freeze to the images being complete.
     pub dump_ms: u64,
     /// Sending the images but the memory (stop-copy: after the dump; post-copy: within it).
@@ -229,6 +234,60 @@ fn dump_opts(req: &Request, page_server: UnixStream) -> Result<CheckpointOpts> {
     Ok(opts)
 }
 
+/// The hand-over of the container to the receiver: from [`HandingOver::give`] on it may run
+/// there, so nothing here thaws it and a record is left for `lcr migrate --resolve`;
+/// [`HandingOver::take_back`] when the receiver refused (it made nothing).
+#[derive(Clone)]
+struct HandingOver {
+    flag: HandOver,
+    record: Pending,
+    dir: PathBuf,
+}
+
+impl HandingOver {
+    fn new(req: &Request, container: &Container) -> Self {
+        Self {
+            flag: HandOver::default(),
+            record: Pending {
+                dest: req.dest.to_string(),
+                ssh: req.ssh.clone(),
+                dest_lcr: req.dest_lcr.clone(),
+                dest_root: req.dest_root.clone(),
+                dest_id: req.dest_id.clone(),
+            },
+            dir: container.dir().to_path_buf(),
+        }
+    }
+
+    /// What the checkpoint is told (`CheckpointOpts::hand_over`).
+    fn flag(&self) -> HandOver {
+        self.flag.clone()
+    }
+
+    fn give(&self) -> Result<()> {
+        self.record.write(&self.dir)?;
+        self.flag.may_run_elsewhere(true);
+        Ok(())
+    }
+
+    fn take_back(&self) {
+        self.flag.may_run_elsewhere(false);
+        Pending::remove(&self.dir);
+    }
+}
+
+impl Report {
+    /// The freeze times of the dump.
+    fn add_freeze(&mut self, dumped: &Dumped) {
+        let r = dumped.report();
+        self.freeze_us = r.lcr_freeze_us.unwrap_or(0);
+        if let Some(s) = &r.stats {
+            self.criu_freezing_us = s.freezing_time_us;
+            self.criu_frozen_us = s.frozen_time_us;
+        }
+    }
+}
+
 /// The container runs there: the frozen copy here goes, and the receiver is told.
 fn finish(dumped: Dumped, req: &Request, link: &Link, pid: i32) -> Result<()> {
     dumped.commit().map_err(|e| Error::Refused {
@@ -257,9 +316,10 @@ fn unexpected(m: Message) -> Error {
 /// resumed blindly), and the user is told how to finish.
 fn undecided(req: &Request, what: &str, e: &Error) -> Error {
     Error::Undecided(format!(
-        "{e}: {what}, so the container may run on {dest} now; it is left frozen here. If \
-         `lcr --root {root} state {dest_id}` on {dest} says running, run `lcr delete --force \
-         {id}` here; if not, `lcr resume {id}`",
+        "{e}: {what}, so the container may run on {dest} now; it is left frozen here. Run \
+         `lcr migrate --resolve {id}` (it asks {dest} and removes or resumes the copy here), \
+         or by hand: if `lcr --root {root} state {dest_id}` on {dest} says running, `lcr \
+         delete --force {id}` here; if not, `lcr resume {id}`",
         root = req.dest_root.display(),
         dest_id = req.dest_id,
         dest = req.dest,

@@ -9,9 +9,10 @@
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Instant;
 
-use lcr::checkpoint::{Dumped, HandOver};
+use lcr::checkpoint::Dumped;
 use lcr::container::Container;
 
+use super::HandingOver;
 use super::{dump_opts, finish, images, memory_of, ms, open_pages, refused, undecided, unexpected};
 use super::{Report, Request};
 use crate::link::{Link, RESTORE_LIMIT};
@@ -37,20 +38,20 @@ pub(super) fn run(
          frozen here until its last page has moved",
     );
     let page_server = open_pages(req, link, memory_of(&container), true)?;
-    let hand_over = HandOver::default();
+    let handing = HandingOver::new(req, &container);
     let (tx, events) = channel();
     let mut opts = dump_opts(req, page_server)?;
     opts.settings.lazy_pages = true;
-    opts.hand_over = hand_over.clone();
+    opts.hand_over = handing.flag();
     let sender = link.sender();
     let asked = tx.clone();
-    let ho = hand_over.clone();
+    let giving = handing.clone();
     opts.on_images = Some(Box::new(move |dir| {
         let sent_at = Instant::now();
         images::send_images(dir, &sender).map_err(|e| e.to_string())?;
-        ho.may_run_elsewhere(true);
+        giving.give().map_err(|e| e.to_string())?;
         if let Err(e) = sender.send(&Message::Restore) {
-            ho.may_run_elsewhere(false);
+            giving.take_back();
             return Err(e.to_string());
         }
         let _ = asked.send(Event::RestoreAsked {
@@ -94,7 +95,7 @@ pub(super) fn run(
             Ok(Message::PagesEnd) if !all_there => all_there = true,
             Ok(Message::Refused { reason }) => {
                 // The receiver rolled back: the dump is ended and this copy runs on.
-                hand_over.may_run_elsewhere(false);
+                handing.take_back();
                 link.cut_pages();
                 let _ = wait_dumped(&events);
                 return Err(refused(req, reason));
@@ -143,6 +144,10 @@ pub(super) fn run(
         )
     })?;
     report.lazy_transfer_ms = ms(moved_at.elapsed());
+    report.add_freeze(&dumped);
+    // A lazy dump's statistics are written while the tree is still frozen for serving: CRIU's
+    // frozen time is not known then (it reads as garbage).
+    report.criu_frozen_us = 0;
     finish(dumped, req, link, pid)?;
     Ok(report)
 }

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use lcr::checkpoint::HandOver;
 use lcr::container::Container;
 
+use super::HandingOver;
 use super::{dump_opts, finish, images, memory_of, ms, open_pages, refused, undecided, unexpected};
 use super::{Report, Request};
 use crate::link::{Link, RESTORE_LIMIT};
@@ -19,9 +19,9 @@ pub(super) fn run(
     mut report: Report,
 ) -> Result<Report> {
     let page_server = open_pages(req, link, memory_of(&container), false)?;
-    let hand_over = HandOver::default();
+    let handing = HandingOver::new(req, &container);
     let mut opts = dump_opts(req, page_server)?;
-    opts.hand_over = hand_over.clone();
+    opts.hand_over = handing.flag();
 
     let frozen_at = Instant::now();
     let dumped = lcr::checkpoint::begin(container, opts)?;
@@ -34,23 +34,24 @@ pub(super) fn run(
         other => return Err(unexpected(other)),
     }
     report.dump_ms = ms(frozen_at.elapsed());
+    report.add_freeze(&dumped);
 
     let sent_at = Instant::now();
     images::send_images(&dumped.report().image_dir, &link.sender())?;
     report.transfer_ms = ms(sent_at.elapsed());
 
     let restore_at = Instant::now();
-    hand_over.may_run_elsewhere(true);
+    handing.give()?;
     if let Err(e) = link.send(&Message::Restore) {
         // It never left this host: the receiver cannot restore.
-        hand_over.may_run_elsewhere(false);
+        handing.take_back();
         return Err(e);
     }
     let pid = match link.message_within(RESTORE_LIMIT) {
         Ok(Message::Running { pid }) => pid,
         Ok(Message::Refused { reason }) => {
             // The receiver rolled back: this copy runs on.
-            hand_over.may_run_elsewhere(false);
+            handing.take_back();
             return Err(refused(req, reason));
         }
         Ok(other) => {
