@@ -12,6 +12,7 @@ mod link;
 mod pending;
 pub mod receive;
 pub mod resolve;
+mod rootfs_copy;
 pub mod source;
 pub mod ssh;
 pub mod strategy;

@@ -14,6 +14,7 @@ use lcr::checkpoint::{CriuSettings, ImageDir, LazyPages, PageServer, RestoreOpts
 use lcr::container::Store;
 
 use crate::link::{Incoming, Link};
+use crate::rootfs_copy;
 use crate::wire::Message;
 use crate::{facts, Error, Result};
 
@@ -25,6 +26,9 @@ pub struct Request {
     pub log: PathBuf,
     /// Where the temporary image directory is made (default: $TMPDIR).
     pub images_in: Option<PathBuf>,
+    /// `--rootfs copy`: the bundle is made here from what the source sends (`bundle` does
+    /// not exist yet, or is empty).
+    pub rootfs_copy: bool,
     pub settings: CriuSettings,
 }
 
@@ -90,11 +94,25 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
         Some(parent) => ImageDir::temporary_in(parent, "migrate-in")?,
         None => ImageDir::temporary("migrate-in")?,
     };
+    // Declared before `m`, so dropped after it: a container restored from the bundle goes
+    // before the bundle.
+    let mut bundle: Option<rootfs_copy::MadeBundle> = None;
     let mut m = Memory::default();
     loop {
         match link.recv()? {
+            Incoming::Message(Message::RootfsStart { config, size }) if req.rootfs_copy => {
+                let parent = req.bundle.parent().unwrap_or(Path::new("/"));
+                let remedy = "give --dest-bundle a place with room";
+                check_room(existing_ancestor(parent), size, "the rootfs", remedy)?;
+                bundle = Some(rootfs_copy::receive(link, &req.bundle, &config)?);
+                check_binds(&req.bundle)?;
+                link.send(&Message::RootfsReady)?;
+            }
             Incoming::Message(Message::StartPages { memory, lazy }) => {
-                check_room(images.path(), if lazy { 0 } else { memory })?;
+                // The images of a container hold its memory (unless it stays on the source).
+                let memory = if lazy { 0 } else { memory };
+                let remedy = "give --dest-images a directory with room";
+                check_room(images.path(), memory, "the images", remedy)?;
                 let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
                     context: "page-server socket pair".into(),
                     cause,
@@ -122,6 +140,9 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
                     if let Some(c) = m.incomplete.as_mut() {
                         c.complete = true;
                     }
+                    if let Some(b) = bundle.as_mut() {
+                        b.keep();
+                    }
                 }
                 link.pages_sent()?;
             }
@@ -146,6 +167,9 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
                         id: req.id.clone(),
                         complete: false,
                     });
+                } else if let Some(b) = bundle.as_mut() {
+                    // Complete and running: it stays, and so does its bundle.
+                    b.keep();
                 }
                 link.send(&Message::Running { pid: c.state.pid })?;
             }
@@ -164,6 +188,13 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
             }
         }
     }
+}
+
+/// `dir` or its nearest ancestor that exists (where a directory to be made will be).
+fn existing_ancestor(dir: &Path) -> &Path {
+    dir.ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"))
 }
 
 /// How the memory arrives, and the daemons that take it.
@@ -199,21 +230,19 @@ impl Drop for Incomplete<'_> {
     }
 }
 
-/// The images need about the container's memory: refused before the source freezes it when
-/// the directory they go to has less room.
-fn check_room(dir: &Path, memory: u64) -> Result<()> {
+/// Refused before the source freezes the container when `dir` has less room than `what`
+/// needs: `bytes` and a tenth more, and 16 MiB.
+fn check_room(dir: &Path, bytes: u64, what: &str, remedy: &str) -> Result<()> {
     let free = lcr::fsutil::free_bytes(dir).map_err(|cause| Error::Io {
         context: format!("statvfs {}", dir.display()),
         cause,
     })?;
-    // The images of a container hold its memory and a little more.
-    let need = memory + memory / 10 + (16 << 20);
+    let need = bytes + bytes / 10 + (16 << 20);
     if free < need {
         return Err(Error::Refused {
             host: "the destination".into(),
             reason: format!(
-                "{} has {} MiB free and the images need about {} MiB: give --dest-images a \
-                 directory with room",
+                "{} has {} MiB free and {what} needs about {} MiB: {remedy}",
                 dir.display(),
                 free >> 20,
                 need >> 20
@@ -223,8 +252,8 @@ fn check_room(dir: &Path, memory: u64) -> Result<()> {
     Ok(())
 }
 
-/// What the source cannot be asked for later: an id that is free, a bundle that loads, the
-/// source of each of its bind mounts there.
+/// What the source cannot be asked for later: an id that is free, a bundle that loads (or,
+/// for a rootfs copy, room to make one), the source of each of its bind mounts there.
 fn preflight(store: &Store, req: &Request) -> Result<()> {
     lcr::container::validate_id(&req.id)?;
     if store.dir(&req.id).exists() {
@@ -236,7 +265,15 @@ fn preflight(store: &Store, req: &Request) -> Result<()> {
             ),
         });
     }
-    let bundle = lcr::spec::Bundle::load(&req.bundle)?;
+    if req.rootfs_copy {
+        return rootfs_copy::check_empty(&req.bundle);
+    }
+    check_binds(&req.bundle)
+}
+
+/// The bundle at `dir` loads, and the source of each of its bind mounts is there.
+fn check_binds(dir: &Path) -> Result<()> {
+    let bundle = lcr::spec::Bundle::load(dir)?;
     for m in bundle.spec.mounts().iter().flatten() {
         if !lcr::rootfs::is_bind(m) {
             continue;

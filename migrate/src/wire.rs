@@ -119,6 +119,15 @@ pub enum Message {
         lazy: bool,
     },
     PagesReady,
+    /// `--rootfs copy`: the container's config (JSON) and its rootfs follow, about `size`
+    /// bytes of files, as a zstd-compressed tar on the File channel up to `RootfsEnd`.
+    RootfsStart {
+        config: String,
+        size: u64,
+    },
+    RootfsEnd,
+    /// The receiver made the bundle from them.
+    RootfsReady,
     /// This side's half of the page-server connection closed.
     PagesEnd,
     /// An image file follows on the File channel, `size` bytes.
@@ -157,6 +166,11 @@ impl<W: Write> Writer<W> {
         Self {
             out: Mutex::new(out),
         }
+    }
+
+    /// What was written to (tests read it back).
+    pub fn into_inner(self) -> W {
+        self.out.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn send(&self, m: &Message) -> Result<()> {

@@ -26,6 +26,12 @@ enum Strategy {
     PostCopy,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Rootfs {
+    Shared,
+    Copy,
+}
+
 impl Strategy {
     fn asked(self) -> Option<migrate::Strategy> {
         match self {
@@ -51,6 +57,11 @@ pub struct Args {
     resolve: bool,
     #[arg(long, value_enum, default_value = "auto")]
     strategy: Strategy,
+    /// `shared`: the rootfs is at the same path on both hosts (shared storage); `copy`: it
+    /// is sent over the connection (before the freeze; the changes since with the dump)
+    /// into a new bundle at --dest-bundle, which must not exist or be empty there.
+    #[arg(long, value_enum, default_value = "shared")]
+    rootfs: Rootfs,
     /// The container's id there (default: the same).
     #[arg(long)]
     dest_id: Option<String>,
@@ -122,6 +133,7 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
         dest_root: a.dest_root.clone().unwrap_or_else(|| root.to_path_buf()),
         dest_bundle: bundle,
         strategy: a.strategy.asked(),
+        rootfs_copy: a.rootfs == Rootfs::Copy,
         settings: a.criu.settings()?,
         say: if a.json {
             Box::new(|_: &str| {})
@@ -185,6 +197,9 @@ pub struct ReceiveArgs {
     /// Where to keep the images while restoring (default $TMPDIR).
     #[arg(long)]
     images_in: Option<PathBuf>,
+    /// Make the bundle from the config and rootfs the source sends.
+    #[arg(long)]
+    rootfs_copy: bool,
     #[command(flatten)]
     criu: CriuFlags,
 }
@@ -198,6 +213,7 @@ pub fn run_receive(store: &Store, a: ReceiveArgs) -> anyhow::Result<i32> {
             bundle: a.bundle,
             log: a.stdio_log,
             images_in: a.images_in,
+            rootfs_copy: a.rootfs_copy,
             settings: a.criu.settings()?,
         },
     )?;

@@ -44,19 +44,39 @@ pub fn write_tree(src: &Path, name: &str, out: &Path) -> Result<()> {
 /// Entries that would land outside `dest` and device nodes are refused; setuid/setgid bits
 /// are dropped (with a warning).
 pub fn extract(tar_path: &Path, dest: &Path) -> Result<usize> {
-    let label = tar_path.display().to_string();
     let f = File::open(tar_path).map_err(ImageError::io(tar_path, "open"))?;
-    let mut ar = tar::Archive::new(std::io::BufReader::new(f));
+    extract_from(
+        std::io::BufReader::new(f),
+        &tar_path.display().to_string(),
+        dest,
+        false,
+    )
+}
+
+/// As [`extract`], from a stream (`label` names it in errors): a whole rootfs arriving over
+/// a migration's connection. `keep_setid` keeps setuid/setgid bits, for a rootfs whose
+/// programs need them (`su`, `ping`) extracted under a directory only root can enter.
+pub fn extract_from(
+    input: impl std::io::Read,
+    label: &str,
+    dest: &Path,
+    keep_setid: bool,
+) -> Result<usize> {
+    let mut ar = tar::Archive::new(input);
     ar.set_preserve_permissions(true);
     ar.set_overwrite(true);
     ar.set_unpack_xattrs(false);
     let mut n = 0;
-    let entries = ar.entries().map_err(ImageError::io(tar_path, "read"))?;
+    let read_error = |e: std::io::Error| ImageError::Broken {
+        archive: label.to_string(),
+        reason: e.to_string(),
+    };
+    let entries = ar.entries().map_err(read_error)?;
     for e in entries {
-        let mut e = e.map_err(ImageError::io(tar_path, "read"))?;
+        let mut e = e.map_err(read_error)?;
         let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let refused = |reason: &str| ImageError::Refused {
-            archive: label.clone(),
+            archive: label.to_string(),
             entry: name.clone(),
             reason: reason.to_string(),
         };
@@ -70,7 +90,7 @@ pub fn extract(tar_path: &Path, dest: &Path) -> Result<usize> {
             other => return Err(refused(&format!("entry type {other:?}"))),
         }
         let mode = e.header().mode().unwrap_or(0);
-        if mode & 0o6000 != 0 {
+        if mode & 0o6000 != 0 && !keep_setid {
             tracing::warn!(entry = %name, mode = format!("{mode:o}"), "setuid/setgid bits dropped");
             e.set_mask(0o6000);
         }

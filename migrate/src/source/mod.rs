@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::link::Link;
 use crate::pending::Pending;
+use crate::rootfs_copy;
 use crate::ssh::{RemoteCommand, Ssh};
 use crate::strategy::{self, Strategy};
 use crate::wire::Message;
@@ -41,6 +42,9 @@ pub struct Request {
     pub dest_images: Option<PathBuf>,
     /// The strategy asked for; `None`: the best both hosts allow.
     pub strategy: Option<Strategy>,
+    /// `--rootfs copy`: the rootfs goes over the connection into a new bundle at
+    /// `dest_bundle` (else it is shared: the same path on both hosts).
+    pub rootfs_copy: bool,
     /// CRIU's settings for the dump (`--tcp-established` among them).
     pub settings: CriuSettings,
     /// Where what the user should know before it happens goes (the strategy chosen and
@@ -54,6 +58,9 @@ pub struct Report {
     pub strategy: String,
     pub strategy_reason: String,
     pub preflight_ms: u64,
+    /// `--rootfs copy`: sending the rootfs (before the freeze) and its size.
+    pub rootfs_ms: u64,
+    pub rootfs_bytes: u64,
     /// lcr's own freeze of the container (CRIU then finds it frozen), and CRIU's figures.
     pub freeze_us: u64,
     pub criu_freezing_us: u64,
@@ -127,6 +134,9 @@ fn spawn_receiver(req: &Request) -> Result<Child> {
     if let Some(d) = &req.dest_images {
         remote = remote.arg("--images-in").arg(d.to_string_lossy());
     }
+    if req.rootfs_copy {
+        remote = remote.arg("--rootfs-copy");
+    }
     // What CRIU must also be told to restore what it was told to dump.
     let s = &req.settings;
     for (on, flag) in [
@@ -170,6 +180,9 @@ fn with_ssh_error(
 
 /// Pre-flight on both ends, the strategy, then the strategy's own phases.
 fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> Result<Report> {
+    if req.rootfs_copy {
+        rootfs_copy::needs_diff(&container)?;
+    }
     let here = facts::this_host(&req.settings.criu)?;
     link.hello(here.clone())?;
     let there = link.expect_hello()?;
@@ -184,12 +197,17 @@ fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> 
         "migrating {} to {} by {} ({})",
         req.id, req.dest, choice.strategy, choice.reason
     ));
-    let report = Report {
+    let mut report = Report {
         strategy: choice.strategy.to_string(),
         strategy_reason: choice.reason,
         preflight_ms: ms(start.elapsed()),
         ..Report::default()
     };
+    if req.rootfs_copy {
+        let sent_at = Instant::now();
+        report.rootfs_bytes = rootfs_copy::send(&container, link)?;
+        report.rootfs_ms = ms(sent_at.elapsed());
+    }
     let mut report = match choice.strategy {
         Strategy::StopCopy => stop_copy::run(container, req, link, report)?,
         Strategy::PostCopy => post_copy::run(container, req, link, report)?,
@@ -225,12 +243,19 @@ fn open_pages(req: &Request, link: &mut Link, memory: u64, lazy: bool) -> Result
     Ok(criu_end)
 }
 
-/// The dump's options: held frozen after the dump, its memory going to `page_server`.
-fn dump_opts(req: &Request, page_server: UnixStream) -> Result<CheckpointOpts> {
+/// The dump's options: held frozen after the dump, its memory going to `page_server`; with
+/// a rootfs copy, the rootfs changes since the container started saved with it (they
+/// correct the copy there).
+fn dump_opts(
+    req: &Request,
+    container: &Container,
+    page_server: UnixStream,
+) -> Result<CheckpointOpts> {
     let mut opts = CheckpointOpts::with_images(ImageDir::temporary("migrate")?);
     opts.settings = req.settings.clone();
     opts.hold = true;
     opts.page_server_fd = Some(page_server.into());
+    opts.with_rootfs_diff = req.rootfs_copy && rootfs_copy::needs_diff(container)?;
     Ok(opts)
 }
 

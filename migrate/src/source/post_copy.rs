@@ -40,7 +40,7 @@ pub(super) fn run(
     let page_server = open_pages(req, link, memory_of(&container), true)?;
     let handing = HandingOver::new(req, &container);
     let (tx, events) = channel();
-    let mut opts = dump_opts(req, page_server)?;
+    let mut opts = dump_opts(req, &container, page_server)?;
     opts.settings.lazy_pages = true;
     opts.hand_over = handing.flag();
     let sender = link.sender();

@@ -20,7 +20,7 @@ pub(super) fn run(
 ) -> Result<Report> {
     let page_server = open_pages(req, link, memory_of(&container), false)?;
     let handing = HandingOver::new(req, &container);
-    let mut opts = dump_opts(req, page_server)?;
+    let mut opts = dump_opts(req, &container, page_server)?;
     opts.hand_over = handing.flag();
 
     let frozen_at = Instant::now();
