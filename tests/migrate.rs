@@ -267,6 +267,13 @@ fn a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running() {
                 assert_eq!(c.status(), "gone", "{said}");
                 outcomes.push("moved, frozen copy here resolved");
             }
+            // Killed while it removed its copy (the processes killed, the record not yet
+            // gone): a stopped container here says so truthfully, and `--resolve` finishes.
+            ("stopped", "running") => {
+                let said = c.ok(&["migrate", "--resolve", &c.id]);
+                assert_eq!(c.status(), "gone", "{said}");
+                outcomes.push("moved, stopped record here resolved");
+            }
             other => panic!(
                 "killed after {delay_ms} ms: here {}, there {}",
                 other.0, other.1

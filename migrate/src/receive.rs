@@ -108,31 +108,19 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
                 check_binds(&req.bundle)?;
                 link.send(&Message::RootfsReady)?;
             }
-            Incoming::Message(Message::StartPages { memory, lazy }) => {
-                // The images of a container hold its memory (unless it stays on the source).
-                let memory = if lazy { 0 } else { memory };
-                let remedy = "give --dest-images a directory with room";
-                check_room(images.path(), memory, "the images", remedy)?;
-                let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
-                    context: "page-server socket pair".into(),
-                    cause,
-                })?;
-                if lazy {
-                    m.lazy_socket = Some(criu_end.into());
-                } else {
-                    m.page_server = Some(lcr::checkpoint::serve_pages(
-                        &req.settings,
-                        images.path(),
-                        criu_end.into(),
-                    )?);
-                }
-                link.relay_pages(mine)?;
-                link.send(&Message::PagesReady)?;
+            Incoming::Message(Message::StartPages {
+                memory,
+                lazy,
+                round,
+                parent,
+            }) => {
+                let to = pages_dir(images.path(), round, parent)?;
+                start_pages(req, link, &mut m, to, memory, lazy)?;
             }
             Incoming::Message(Message::PagesEnd) => {
                 // The source's CRIU is done; ours has the end of its connection and exits.
-                if let Some(ps) = m.page_server.take() {
-                    ps.wait(images.path())?;
+                if let Some((ps, dir)) = m.page_server.take() {
+                    ps.wait(&dir)?;
                 }
                 if let Some(lazy) = m.lazy.take() {
                     lazy.wait().map_err(lcr::Error::from)?;
@@ -190,6 +178,68 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
     }
 }
 
+/// Where a dump's pages go: the images, or for pre-copy round N their `pre-N`; with a
+/// `parent` round, a `parent` link to it there (CRIU finds the pages not sent again
+/// through it, on the page server and in the restore).
+fn pages_dir(images: &Path, round: Option<u32>, parent: Option<u32>) -> Result<PathBuf> {
+    let pre = |n: u32| format!("pre-{n}");
+    let dir = match round {
+        Some(n) => {
+            let d = images.join(pre(n));
+            std::fs::create_dir(&d).map_err(|cause| Error::Io {
+                context: format!("create {}", d.display()),
+                cause,
+            })?;
+            d
+        }
+        None => images.to_path_buf(),
+    };
+    if let Some(p) = parent {
+        if round.is_some_and(|n| p >= n) || !images.join(pre(p)).is_dir() {
+            return Err(Error::Protocol(format!(
+                "pages with round {p} as their parent, which did not come before"
+            )));
+        }
+        let target = match round {
+            Some(_) => format!("../{}", pre(p)),
+            None => pre(p),
+        };
+        std::os::unix::fs::symlink(&target, dir.join("parent")).map_err(|cause| Error::Io {
+            context: format!("link {}/parent", dir.display()),
+            cause,
+        })?;
+    }
+    Ok(dir)
+}
+
+/// A page server into `dir` (or, `lazy`, the connection kept for the lazy-pages daemon),
+/// relayed; refused when `dir` has no room for the pages.
+fn start_pages(
+    req: &Request,
+    link: &mut Link,
+    m: &mut Memory,
+    dir: PathBuf,
+    memory: u64,
+    lazy: bool,
+) -> Result<()> {
+    // The images of a container hold its memory (unless it stays on the source).
+    let need = if lazy { 0 } else { memory };
+    let remedy = "give --dest-images a directory with room";
+    check_room(&dir, need, "the images", remedy)?;
+    let (mine, criu_end) = UnixStream::pair().map_err(|cause| Error::Io {
+        context: "page-server socket pair".into(),
+        cause,
+    })?;
+    if lazy {
+        m.lazy_socket = Some(criu_end.into());
+    } else {
+        let ps = lcr::checkpoint::serve_pages(&req.settings, &dir, criu_end.into())?;
+        m.page_server = Some((ps, dir));
+    }
+    link.relay_pages(mine)?;
+    link.send(&Message::PagesReady)
+}
+
 /// `dir` or its nearest ancestor that exists (where a directory to be made will be).
 fn existing_ancestor(dir: &Path) -> &Path {
     dir.ancestors()
@@ -200,8 +250,9 @@ fn existing_ancestor(dir: &Path) -> &Path {
 /// How the memory arrives, and the daemons that take it.
 #[derive(Default)]
 struct Memory<'a> {
-    /// Stop-copy: the page server writing the pages into the images.
-    page_server: Option<PageServer>,
+    /// Stop-copy (and each pre-copy round): the page server writing the pages into the
+    /// directory given.
+    page_server: Option<(PageServer, PathBuf)>,
     /// Post-copy: this side's end of the connection, until the lazy-pages daemon takes it.
     lazy_socket: Option<OwnedFd>,
     lazy: Option<LazyPages>,

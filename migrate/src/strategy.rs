@@ -74,17 +74,14 @@ pub fn choose(
     }
 }
 
-/// Pre-copy needs the source's kernel to track dirty pages; the pre-dump rounds are not
-/// built into this lcr yet, which is said rather than run.
+/// Pre-copy needs the source's kernel to track dirty pages (the receiver only runs page
+/// servers and a plain restore).
 fn pre_copy_blocker(source: &HostFacts) -> Option<String> {
-    if !source.dirty_tracking {
-        return Some(
-            "this host's kernel does not track dirty pages (no CONFIG_MEM_SOFT_DIRTY), so CRIU \
-             cannot pre-dump"
-                .into(),
-        );
-    }
-    Some("this lcr does not run pre-dump rounds yet".into())
+    (!source.dirty_tracking).then(|| {
+        "this host's kernel does not track dirty pages (no CONFIG_MEM_SOFT_DIRTY), so CRIU \
+         cannot pre-dump"
+            .into()
+    })
 }
 
 /// Post-copy needs the source to serve a lazy dump's pages and the destination to restore
@@ -118,6 +115,9 @@ mod tests {
 
     #[test]
     fn auto_takes_the_best_both_allow_and_says_why() {
+        let c = choose(None, &host(true, true, None), &host(false, false, None)).unwrap();
+        assert_eq!(c.strategy, Strategy::PreCopy);
+        assert!(c.reason.contains("dirty-page tracking"), "{}", c.reason);
         let pipes = Some("fs.pipe-max-size is 1048576");
         let c = choose(None, &host(false, true, pipes), &host(false, true, None)).unwrap();
         assert_eq!(c.strategy, Strategy::StopCopy);

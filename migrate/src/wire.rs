@@ -113,10 +113,17 @@ pub enum Message {
     /// bytes (the container's memory use here), which the receiver must have room for.
     /// `lazy` (post-copy): the pages stay on the source until the restored container asks;
     /// the receiver keeps its end of the connection for its lazy-pages daemon.
+    /// Pre-copy: `round` N (1, 2, …) of pre-dumped pages goes into the receiver's `pre-N`
+    /// beside the final images, and `parent` names the round the pages not sent again are
+    /// in (for the final dump, the last round).
     StartPages {
         memory: u64,
         #[serde(default)]
         lazy: bool,
+        #[serde(default)]
+        round: Option<u32>,
+        #[serde(default)]
+        parent: Option<u32>,
     },
     PagesReady,
     /// `--rootfs copy`: the container's config (JSON) and its rootfs follow, about `size`

@@ -32,7 +32,7 @@ echo "$KVER" > kver
 
 # 2. The initramfs tree.
 R=$WORK/initramfs; rm -rf "$R"
-mkdir -p $R/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt/host,lib/modules,usr/local/sbin,usr/local/bin,var/log,lib64}
+mkdir -p $R/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt/host,lib/modules,usr/local/sbin,usr/local/bin,usr/sbin,usr/bin,var/log,lib64}
 cp /bin/busybox $R/bin/busybox
 for a in $($R/bin/busybox --list); do [ -e $R/bin/$a ] || ln -s busybox $R/bin/$a; done
 copy_with_libs() { # $1 binary, $2 destination path in the initramfs
@@ -51,6 +51,10 @@ copy_with_libs "$(command -v ip)" /usr/local/sbin/ip
 for t in iptables-save iptables-restore ip6tables-save ip6tables-restore; do
   copy_with_libs "$(readlink -f "$(command -v $t)")" /usr/local/sbin/$t
 done
+# OpenSSH for the migration test bed inside the guest (two network namespaces, sshd in one).
+copy_with_libs /usr/sbin/sshd /usr/sbin/sshd
+copy_with_libs "$(command -v ssh)" /usr/bin/ssh
+copy_with_libs "$(command -v ssh-keygen)" /usr/bin/ssh-keygen
 XT=/usr/lib/x86_64-linux-gnu/xtables   # its match extensions (CRIU's lock rules use `mark`)
 mkdir -p "$R$(dirname $XT)"; cp -a "$XT" "$R$XT"
 cp -L /lib64/ld-linux-x86-64.so.2 $R/lib64/
@@ -70,6 +74,8 @@ for m in virtio_pci 9pnet_virtio 9p unix_diag tcp_diag udp_diag af_packet_diag n
 done
 cp "$HERE/guest-init.sh" $R/init; chmod +x $R/init
 cp "$HERE/guest-tests.sh" $R/guest-tests.sh; chmod +x $R/guest-tests.sh
-echo 'root:x:0:0:root:/root:/bin/sh' > $R/etc/passwd; echo 'root:x:0:' > $R/etc/group
+# sshd drops privileges to the sshd user in /run/sshd.
+printf 'root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n' > $R/etc/passwd
+printf 'root:x:0:\nnogroup:x:65534:\n' > $R/etc/group
 (cd $R && find . -print0 | cpio --null -o -H newc --quiet) > $WORK/initramfs.cpio
 echo "kernel $KVER, initramfs $(du -h $WORK/initramfs.cpio | cut -f1)"

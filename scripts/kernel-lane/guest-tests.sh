@@ -2,7 +2,7 @@
 # Runs inside the guest (Debian 6.1 kernel, cgroup v2 at /sys/fs/cgroup, soft-dirty, userfaultfd):
 # lcr itself on cgroup v2, checkpoint/restore with v2 limits under a new id, pre-copy with
 # pre-dumps, a checkpoint archive exported and imported, and a lazy (post-copy) restore. One PASS/FAIL line per test in $OUT/results.txt.
-export PATH=/usr/local/bin:/usr/local/sbin:/bin:/sbin
+export PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin
 OUT=${OUT:-/tmp}; RES=$OUT/results.txt; : > "$RES"
 LOGS=$OUT/logs; rm -rf "$LOGS"; mkdir -p "$LOGS"
 CG=/sys/fs/cgroup
@@ -134,11 +134,61 @@ t_lazy() {
   pass "tick $last went on; $transferred"
 }
 
+# Two "hosts" in the guest as on the host lane: network namespaces joined by a veth pair, sshd
+# (keys made for this run) in the destination; $SSH runs the client in the source. iproute2's
+# ip by its path: busybox's sh runs its own applet for a bare `ip`.
+SSHD_PID= IP=/usr/local/sbin/ip
+two_hosts() {
+  $IP netns add src && $IP netns add dst || return 1
+  $IP link add vsrc type veth peer name vdst && $IP link set vsrc netns src && $IP link set vdst netns dst || return 1
+  $IP -n src addr add 10.250.0.1/24 dev vsrc; $IP -n dst addr add 10.250.0.2/24 dev vdst
+  for n in src dst; do $IP -n $n link set lo up; done
+  $IP -n src link set vsrc up; $IP -n dst link set vdst up
+  K=/tmp/ssh; mkdir -p $K /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f $K/host && ssh-keygen -q -t ed25519 -N '' -f $K/client || return 1
+  cp $K/client.pub $K/authorized_keys; echo "10.250.0.2 $(cat $K/host.pub)" > $K/known_hosts
+  printf 'ListenAddress 10.250.0.2\nHostKey %s/host\nPidFile %s/sshd.pid\nAuthorizedKeysFile %s/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n' $K $K $K > $K/sshd_config
+  nsenter --net=/run/netns/dst /usr/sbin/sshd -D -e -f $K/sshd_config 2>$LOGS/sshd.log & SSHD_PID=$!
+  SSH=$K/ssh-src
+  printf '#!/bin/sh\nexec nsenter --net=/run/netns/src /usr/bin/ssh -F /dev/null -i %s/client -o IdentitiesOnly=yes -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes "$@"\n' $K $K > $SSH
+  chmod 755 $SSH
+  waitfor "$SSH -o BatchMode=yes root@10.250.0.2 true 2>/dev/null" 100 || { echo "sshd: $(cat $LOGS/sshd.log)"; return 1; }
+}
+two_hosts_gone() {
+  [ -n "$SSHD_PID" ] && kill $SSHD_PID 2>/dev/null; $IP netns del src 2>/dev/null; $IP netns del dst 2>/dev/null; true
+}
+field() { grep -o "\"$1\":[0-9]*" "$2" | head -1 | cut -d: -f2; }
+
+t_migrate_precopy() {
+  begin "lcr migrate between two network namespaces over ssh: auto takes pre-copy, the rounds converge, the final dump is smaller than the first round, memtouch ticks on"
+  two_hosts || { fail "the two-host bed did not come up"; two_hosts_gone; return; }
+  : > /out-b/ticks
+  run m1 run -d --bundle /bundles/ticks m1 || { fail "run: $(cat $LOGS/m1.err)"; two_hosts_gone; return; }
+  waitfor '[ "$(tick)" -gt 5 ]' || { fail "memtouch does not tick"; two_hosts_gone; return; }
+  run mg migrate m1 ssh://root@10.250.0.2 --ssh $SSH --dest-lcr /usr/local/bin/lcr --dest-root /run/lcr-dst \
+    --dest-id m2 --dest-bundle /bundles/ticks2 --dest-log /tmp/m2.log --json
+  rc=$?; last=$(tick)
+  [ $rc = 0 ] || { fail "migrate exited $rc: $(cat $LOGS/mg.err) / sshd: $(tail -3 $LOGS/sshd.log)"; lcr delete -f m1 >/dev/null 2>&1; two_hosts_gone; return; }
+  grep -q '"strategy":"pre-copy","strategy_reason":"dirty-page tracking on this host"' $LOGS/mg.out || { fail "auto did not take pre-copy: $(cat $LOGS/mg.out)"; two_hosts_gone; return; }
+  first=$(field pages_written $LOGS/mg.out); final=$(field final_pages $LOGS/mg.out); down=$(field downtime_ms $LOGS/mg.out)
+  rounds=$(grep -o '"pages_written":[0-9]*' $LOGS/mg.out | cut -d: -f2 | tr '\n' ' ')
+  ended=$(grep -o '"rounds_ended":"[^"]*"' $LOGS/mg.out)
+  [ -n "$first" ] && [ -n "$final" ] && [ "$final" -lt "$first" ] || { fail "the final dump ($final pages) is not smaller than the first round ($first): $(cat $LOGS/mg.out)"; two_hosts_gone; return; }
+  ! lcr state m1 >/dev/null 2>&1 || { fail "m1 is still on the source"; two_hosts_gone; return; }
+  lcr --root /run/lcr-dst state m2 | grep -q '"status": "running"' || { fail "m2 is not running there"; two_hosts_gone; return; }
+  waitfor '[ "$(tick)" -gt $((last+3)) ]' || { fail "no ticks at the destination (last $last, now $(tick))"; two_hosts_gone; return; }
+  ! grep -q BAD /out-b/ticks || { fail "memtouch found its memory changed: $(grep -m1 BAD /out-b/ticks)"; two_hosts_gone; return; }
+  lcr --root /run/lcr-dst delete -f m2 >/dev/null 2>&1
+  two_hosts_gone
+  pass "rounds wrote ${rounds}pages ($ended), final dump $final pages, downtime ${down} ms; tick $last went on"
+}
+
 t_lifecycle
 t_oom_v2
 t_restore_v2
 t_archive_v2
 t_precopy
 t_lazy
+t_migrate_precopy
 for f in /tmp/img-c2 /tmp/pre1 /tmp/pre2 /tmp/final /tmp/lz; do for l in $f/*.log; do [ -f "$l" ] && cp "$l" "$LOGS/$(basename $f)-$(basename $l)"; done; done
 res "tests finished at uptime $(up)s, $fails failed"

@@ -13,7 +13,7 @@ uuid-dev libaio-dev python3-protobuf xz-utils dpkg-dev"
 
 # scripts/kernel-lane/: Debian's kernel under qemu, an initramfs with busybox, CRIU and lcr.
 PKGS_KERNEL_LANE="qemu-system-x86 busybox-static kmod cpio gcc libc6-dev bc tar iproute2 iptables
-python3"
+python3 openssh-server openssh-client"
 
 # scripts/bench/: the peers measured beside lcr and the tools that time them.
 PKGS_BENCH="runc crun time gcc libc6-dev python3 zstd gzip tar openssh-server openssh-client iproute2

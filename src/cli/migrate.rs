@@ -62,6 +62,13 @@ pub struct Args {
     /// into a new bundle at --dest-bundle, which must not exist or be empty there.
     #[arg(long, value_enum, default_value = "shared")]
     rootfs: Rootfs,
+    /// Pre-copy: at most this many pre-dump rounds before the final dump.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_iterations: u32,
+    /// Pre-copy: end the rounds once a round finds at least this share (percent) of the
+    /// pages unchanged since the one before.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=100))]
+    converge: u32,
     /// The container's id there (default: the same).
     #[arg(long)]
     dest_id: Option<String>,
@@ -134,6 +141,8 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
         dest_bundle: bundle,
         strategy: a.strategy.asked(),
         rootfs_copy: a.rootfs == Rootfs::Copy,
+        max_iterations: a.max_iterations,
+        converge_pct: a.converge,
         settings: a.criu.settings()?,
         say: if a.json {
             Box::new(|_: &str| {})
@@ -176,6 +185,16 @@ fn print_report(r: &Report, json: bool, stats: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        for (i, round) in r.rounds.iter().enumerate() {
+            println!(
+                "round {}: {} pages written of {} scanned, {} bytes sent, {} ms",
+                i + 1,
+                round.pages_written,
+                round.pages_scanned,
+                round.bytes,
+                round.ms
+            );
+        }
         println!(
             "{}: downtime {} ms (freeze {:.1} ms, dump {} ms, images {} ms, restore {} ms){after}, total {} ms, {} bytes sent",
             r.strategy, r.downtime_ms, r.freeze_us as f64 / 1000.0, r.dump_ms, r.transfer_ms, r.restore_ms, r.total_ms, r.bytes_sent

@@ -7,6 +7,7 @@
 
 mod images;
 mod post_copy;
+mod pre_copy;
 mod stop_copy;
 
 use std::os::unix::net::UnixStream;
@@ -42,6 +43,10 @@ pub struct Request {
     pub dest_images: Option<PathBuf>,
     /// The strategy asked for; `None`: the best both hosts allow.
     pub strategy: Option<Strategy>,
+    /// Pre-copy: at most this many pre-dump rounds, and the share (percent) of the
+    /// container's pages left unchanged by a round that ends them.
+    pub max_iterations: u32,
+    pub converge_pct: u32,
     /// `--rootfs copy`: the rootfs goes over the connection into a new bundle at
     /// `dest_bundle` (else it is shared: the same path on both hosts).
     pub rootfs_copy: bool,
@@ -74,9 +79,24 @@ pub struct Report {
     pub downtime_ms: u64,
     /// Post-copy: from the container running there to its last page having moved.
     pub lazy_transfer_ms: u64,
+    /// Pre-copy: the pre-dump rounds while the container ran, and why they ended.
+    pub rounds: Vec<Round>,
+    pub rounds_ended: String,
+    /// Pages the final dump wrote (pre-copy: what changed since the last round).
+    pub final_pages: u64,
     pub total_ms: u64,
     pub bytes_sent: u64,
     pub dest_pid: i32,
+}
+
+/// One pre-dump round.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Round {
+    pub ms: u64,
+    pub pages_scanned: u64,
+    pub pages_written: u64,
+    /// Bytes on the wire during the round.
+    pub bytes: u64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -91,7 +111,7 @@ pub fn migrate(store: &Store, req: Request) -> Result<Report> {
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut link = Link::start(stdout, stdin);
-    let result = run(container, &req, &mut link, start);
+    let result = run(store, container, &req, &mut link, start);
     if let Err(e) = &result {
         let _ = link.send(&Message::Abort {
             reason: e.to_string(),
@@ -179,7 +199,13 @@ fn with_ssh_error(
 }
 
 /// Pre-flight on both ends, the strategy, then the strategy's own phases.
-fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> Result<Report> {
+fn run(
+    store: &Store,
+    container: Container,
+    req: &Request,
+    link: &mut Link,
+    start: Instant,
+) -> Result<Report> {
     if req.rootfs_copy {
         rootfs_copy::needs_diff(&container)?;
     }
@@ -209,9 +235,12 @@ fn run(container: Container, req: &Request, link: &mut Link, start: Instant) -> 
         report.rootfs_ms = ms(sent_at.elapsed());
     }
     let mut report = match choice.strategy {
-        Strategy::StopCopy => stop_copy::run(container, req, link, report)?,
+        Strategy::StopCopy => {
+            let images = ImageDir::temporary("migrate")?;
+            stop_copy::run(container, req, link, report, images, None)?
+        }
         Strategy::PostCopy => post_copy::run(container, req, link, report)?,
-        Strategy::PreCopy => unreachable!("strategy::choose never allows pre-copy yet"),
+        Strategy::PreCopy => pre_copy::run(store, container, req, link, report)?,
     };
     report.total_ms = ms(start.elapsed());
     report.bytes_sent = link.sent.load(std::sync::atomic::Ordering::Relaxed);
@@ -226,10 +255,11 @@ fn memory_of(container: &Container) -> u64 {
         .unwrap_or(0)
 }
 
-/// Asks the receiver for a page server (or, `lazy`, for a connection its lazy-pages daemon
-/// will use) and relays it: the returned socket is CRIU's end here.
-fn open_pages(req: &Request, link: &mut Link, memory: u64, lazy: bool) -> Result<UnixStream> {
-    link.send(&Message::StartPages { memory, lazy })?;
+/// Asks the receiver for a page server (`Message::StartPages`: for a lazy dump, a
+/// connection its lazy-pages daemon will use) and relays it: the returned socket is CRIU's
+/// end here.
+fn open_pages(req: &Request, link: &mut Link, start: Message) -> Result<UnixStream> {
+    link.send(&start)?;
     match link.message()? {
         Message::PagesReady => {}
         Message::Refused { reason } => return Err(refused(req, reason)),
@@ -243,15 +273,27 @@ fn open_pages(req: &Request, link: &mut Link, memory: u64, lazy: bool) -> Result
     Ok(criu_end)
 }
 
+/// Waits until every page has gone: this side's CRIU closed its end of the relayed
+/// connection, and the receiver's page server its own (`PagesEnd`).
+fn pages_done(req: &Request, link: &mut Link) -> Result<()> {
+    link.pages_sent()?;
+    match link.message()? {
+        Message::PagesEnd => Ok(()),
+        Message::Refused { reason } => Err(refused(req, reason)),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// The dump's options: held frozen after the dump, its memory going to `page_server`; with
 /// a rootfs copy, the rootfs changes since the container started saved with it (they
 /// correct the copy there).
 fn dump_opts(
     req: &Request,
     container: &Container,
+    images: ImageDir,
     page_server: UnixStream,
 ) -> Result<CheckpointOpts> {
-    let mut opts = CheckpointOpts::with_images(ImageDir::temporary("migrate")?);
+    let mut opts = CheckpointOpts::with_images(images);
     opts.settings = req.settings.clone();
     opts.hold = true;
     opts.page_server_fd = Some(page_server.into());
@@ -309,6 +351,7 @@ impl Report {
         if let Some(s) = &r.stats {
             self.criu_freezing_us = s.freezing_time_us;
             self.criu_frozen_us = s.frozen_time_us;
+            self.final_pages = s.pages_written;
         }
     }
 }
@@ -322,7 +365,12 @@ fn finish(dumped: Dumped, req: &Request, link: &Link, pid: i32) -> Result<()> {
             req.dest, req.id
         ),
     })?;
-    link.send(&Message::Done)
+    // The container has moved: a receiver gone by now (its connection cut after it reported
+    // the container running) changes nothing there, and nothing here is left to undo.
+    if let Err(e) = link.send(&Message::Done) {
+        tracing::warn!(error = %e, "the receiver did not hear that the migration is done");
+    }
+    Ok(())
 }
 
 fn refused(req: &Request, reason: String) -> Error {

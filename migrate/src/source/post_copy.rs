@@ -13,7 +13,8 @@ use lcr::checkpoint::Dumped;
 use lcr::container::Container;
 
 use super::HandingOver;
-use super::{dump_opts, finish, images, memory_of, ms, open_pages, refused, undecided, unexpected};
+use super::{dump_opts, finish, images, memory_of, ms, open_pages, pages_done};
+use super::{refused, undecided, unexpected};
 use super::{Report, Request};
 use crate::link::{Link, RESTORE_LIMIT};
 use crate::wire::Message;
@@ -37,10 +38,17 @@ pub(super) fn run(
         "post-copy: once the container runs there, this copy cannot be resumed; it stays \
          frozen here until its last page has moved",
     );
-    let page_server = open_pages(req, link, memory_of(&container), true)?;
+    let start = Message::StartPages {
+        memory: memory_of(&container),
+        lazy: true,
+        round: None,
+        parent: None,
+    };
+    let page_server = open_pages(req, link, start)?;
     let handing = HandingOver::new(req, &container);
     let (tx, events) = channel();
-    let mut opts = dump_opts(req, &container, page_server)?;
+    let images = lcr::checkpoint::ImageDir::temporary("migrate")?;
+    let mut opts = dump_opts(req, &container, images, page_server)?;
     opts.settings.lazy_pages = true;
     opts.hand_over = handing.flag();
     let sender = link.sender();
@@ -124,15 +132,12 @@ pub(super) fn run(
 
     let moved_at = Instant::now();
     let transfer = wait_dumped(&events).and_then(|dumped| {
-        link.pages_sent()?;
         if all_there {
-            return Ok(dumped);
+            link.pages_sent()?;
+        } else {
+            pages_done(req, link)?;
         }
-        match link.message()? {
-            Message::PagesEnd => Ok(dumped),
-            Message::Refused { reason } => Err(refused(req, reason)),
-            other => Err(unexpected(other)),
-        }
+        Ok(dumped)
     });
     let _ = dumping.join();
     let dumped = transfer.map_err(|e| {

@@ -1,12 +1,15 @@
 //! Stop-and-copy: freeze, dump with the memory streamed into the receiver's page server
-//! (it never lands on this host's disk), ship the other images, restore there, commit.
+//! (it never lands on this host's disk), ship the other images, restore there, commit. Also
+//! pre-copy's last step, whose dump then sends only what changed since its last round.
 
 use std::time::Instant;
 
+use lcr::checkpoint::ImageDir;
 use lcr::container::Container;
 
 use super::HandingOver;
-use super::{dump_opts, finish, images, memory_of, ms, open_pages, refused, undecided, unexpected};
+use super::{dump_opts, finish, images, memory_of, ms, open_pages, pages_done};
+use super::{refused, undecided, unexpected};
 use super::{Report, Request};
 use crate::link::{Link, RESTORE_LIMIT};
 use crate::wire::Message;
@@ -17,22 +20,24 @@ pub(super) fn run(
     req: &Request,
     link: &mut Link,
     mut report: Report,
+    images: ImageDir,
+    parent_round: Option<u32>,
 ) -> Result<Report> {
-    let page_server = open_pages(req, link, memory_of(&container), false)?;
+    let start = Message::StartPages {
+        memory: memory_of(&container),
+        lazy: false,
+        round: None,
+        parent: parent_round,
+    };
+    let page_server = open_pages(req, link, start)?;
     let handing = HandingOver::new(req, &container);
-    let mut opts = dump_opts(req, &container, page_server)?;
+    let mut opts = dump_opts(req, &container, images, page_server)?;
     opts.hand_over = handing.flag();
+    opts.parent_path = parent_round.map(|n| format!("pre-{n}").into());
 
     let frozen_at = Instant::now();
     let dumped = lcr::checkpoint::begin(container, opts)?;
-    // Every page has gone once this side's CRIU closed its end and the receiver's page
-    // server closed its own.
-    link.pages_sent()?;
-    match link.message()? {
-        Message::PagesEnd => {}
-        Message::Refused { reason } => return Err(refused(req, reason)),
-        other => return Err(unexpected(other)),
-    }
+    pages_done(req, link)?;
     report.dump_ms = ms(frozen_at.elapsed());
     report.add_freeze(&dumped);
 
