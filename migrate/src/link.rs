@@ -53,6 +53,8 @@ impl Sender {
 pub struct Link {
     writer: Arc<Writer<Box<dyn Write + Send>>>,
     incoming: Receiver<Result<Incoming>>,
+    /// For [`Link::failer`]: another thread's failure, delivered as the next item.
+    inject: std::sync::mpsc::Sender<Result<Incoming>>,
     pages_in: Sink,
     pages_out: Option<JoinHandle<Result<()>>>,
     /// Bytes sent on the wire (frames' payloads).
@@ -60,6 +62,8 @@ pub struct Link {
     started: Instant,
     /// When the other side last sent a frame, in milliseconds after `started`.
     last_heard: Arc<AtomicU64>,
+    /// The reading thread has ended (the connection closed or broke).
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Link {
@@ -67,11 +71,14 @@ impl Link {
     /// set by [`Link::relay_pages`], everything else to [`Link::recv`].
     pub fn start(input: impl Read + Send + 'static, output: impl Write + Send + 'static) -> Self {
         let (tx, incoming) = channel();
+        let inject = tx.clone();
         let pages_in: Sink = Arc::new(Mutex::new(None));
         let sink = pages_in.clone();
         let started = Instant::now();
         let last_heard = Arc::new(AtomicU64::new(0));
         let heard = last_heard.clone();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader_ended = ended.clone();
         std::thread::spawn(move || {
             let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, input));
             loop {
@@ -94,13 +101,18 @@ impl Link {
                     }
                     Ok(Some(Frame::Control(m))) => Ok(Incoming::Message(m)),
                     Ok(None) => {
+                        reader_ended.store(true, Ordering::Relaxed);
                         cut(&sink);
+                        // Said, not left to the channel's end: the link holds a sender of
+                        // its own (`failer`), so the channel never ends by itself.
+                        let _ = tx.send(Err(closed()));
                         return;
                     }
                     Err(e) => Err(e),
                 };
                 let failed = item.is_err();
                 if tx.send(item).is_err() || failed {
+                    reader_ended.store(true, Ordering::Relaxed);
                     cut(&sink);
                     return;
                 }
@@ -112,11 +124,13 @@ impl Link {
                 output,
             )))),
             incoming,
+            inject,
             pages_in,
             pages_out: None,
             sent: Arc::new(AtomicU64::new(0)),
             started,
             last_heard,
+            ended,
         }
     }
 
@@ -137,6 +151,32 @@ impl Link {
         cut(&self.pages_in);
     }
 
+    /// A handle for the thread that watches this side's page server: its failure becomes
+    /// the next thing [`Link::recv`] returns, and the relayed connection is cut (the pages
+    /// still coming would wait for ever on a server that is gone).
+    pub fn failer(&self) -> impl Fn(Error) + Send + 'static {
+        let (inject, sink) = (self.inject.clone(), self.pages_in.clone());
+        move |e| {
+            let _ = inject.send(Err(e));
+            cut(&sink);
+        }
+    }
+
+    /// The other side's refusal, if one arrives within `wait` (other messages meanwhile are
+    /// dropped): after a local failure that the other side may explain better (its disk
+    /// filled, its page server failed).
+    pub fn refusal_within(&self, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.incoming.recv_timeout(left) {
+                Ok(Ok(Incoming::Message(Message::Refused { reason }))) => return Some(reason),
+                Ok(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// The next message or file data; an error when the other side closed the connection
     /// or said nothing for [`QUIET_LIMIT`].
     pub fn recv(&self) -> Result<Incoming> {
@@ -147,12 +187,15 @@ impl Link {
     /// data flowing meanwhile counts as activity).
     pub fn recv_within(&self, limit: Duration) -> Result<Incoming> {
         loop {
-            match self.incoming.recv_timeout(limit) {
+            // In slices: a connection that ended stays ended for every later call.
+            match self
+                .incoming
+                .recv_timeout(limit.min(Duration::from_secs(1)))
+            {
                 Ok(item) => return item,
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Protocol(
-                        "the other side closed the connection".into(),
-                    ))
+                Err(RecvTimeoutError::Disconnected) => return Err(closed()),
+                Err(RecvTimeoutError::Timeout) if self.ended.load(Ordering::Relaxed) => {
+                    return Err(closed())
                 }
                 Err(RecvTimeoutError::Timeout) if self.idle() < limit => continue,
                 Err(RecvTimeoutError::Timeout) => {
@@ -254,6 +297,10 @@ impl Link {
             None => Ok(()),
         }
     }
+}
+
+fn closed() -> Error {
+    Error::Protocol("the other side closed the connection".into())
 }
 
 /// The connection ended: the local CRIU's page-server socket is shut, so that a CRIU waiting

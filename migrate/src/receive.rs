@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use lcr::checkpoint::{CriuSettings, ImageDir, LazyPages, PageServer, RestoreOpts};
+use lcr::checkpoint::{CriuSettings, ImageDir, LazyPages, RestoreOpts};
 use lcr::container::Store;
 
 use crate::link::{Incoming, Link};
@@ -99,7 +99,8 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
     let mut bundle: Option<rootfs_copy::MadeBundle> = None;
     let mut m = Memory::default();
     loop {
-        match link.recv()? {
+        let item = link.recv().map_err(|e| m.explain(e))?;
+        match item {
             Incoming::Message(Message::RootfsStart { config, size }) if req.rootfs_copy => {
                 let parent = req.bundle.parent().unwrap_or(Path::new("/"));
                 let remedy = "give --dest-bundle a place with room";
@@ -119,8 +120,10 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
             }
             Incoming::Message(Message::PagesEnd) => {
                 // The source's CRIU is done; ours has the end of its connection and exits.
-                if let Some((ps, dir)) = m.page_server.take() {
-                    ps.wait(&dir)?;
+                if let Some(watcher) = m.page_server.take() {
+                    watcher.join().map_err(|_| {
+                        Error::Protocol("the page-server watcher panicked".into())
+                    })??;
                 }
                 if let Some(lazy) = m.lazy.take() {
                     lazy.wait().map_err(lcr::Error::from)?;
@@ -131,8 +134,11 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
                     if let Some(b) = bundle.as_mut() {
                         b.keep();
                     }
+                    link.pages_sent()?;
+                    link.send(&Message::PagesArrived)?;
+                } else {
+                    link.pages_sent()?;
                 }
-                link.pages_sent()?;
             }
             Incoming::Message(Message::File { name, size }) => {
                 receive_file(link, images.path(), &name, size)?;
@@ -233,8 +239,21 @@ fn start_pages(
     if lazy {
         m.lazy_socket = Some(criu_end.into());
     } else {
+        // Watched from the moment it starts: a page server that fails (its disk full) stays
+        // a zombie of CRIU's service process, which holds its socket open, so the pages
+        // still coming would otherwise wait on it for ever.
         let ps = lcr::checkpoint::serve_pages(&req.settings, &dir, criu_end.into())?;
-        m.page_server = Some((ps, dir));
+        let fail = link.failer();
+        m.page_server = Some(std::thread::spawn(move || {
+            let r = ps.wait(&dir).map_err(Error::from);
+            if let Err(e) = &r {
+                fail(Error::Refused {
+                    host: "the destination".into(),
+                    reason: e.to_string(),
+                });
+            }
+            r
+        }));
     }
     link.relay_pages(mine)?;
     link.send(&Message::PagesReady)
@@ -250,14 +269,36 @@ fn existing_ancestor(dir: &Path) -> &Path {
 /// How the memory arrives, and the daemons that take it.
 #[derive(Default)]
 struct Memory<'a> {
-    /// Stop-copy (and each pre-copy round): the page server writing the pages into the
-    /// directory given.
-    page_server: Option<(PageServer, PathBuf)>,
+    /// Stop-copy (and each pre-copy round): the thread that waits for the page server
+    /// writing the pages (see [`start_pages`]).
+    page_server: Option<std::thread::JoinHandle<Result<()>>>,
     /// Post-copy: this side's end of the connection, until the lazy-pages daemon takes it.
     lazy_socket: Option<OwnedFd>,
     lazy: Option<LazyPages>,
     /// Post-copy: the restored container, until its last page arrived.
     incomplete: Option<Incomplete<'a>>,
+}
+
+impl Memory<'_> {
+    /// A broken relay is best explained by the page server's own failure (its disk full),
+    /// which its watcher learns a moment later.
+    fn explain(&mut self, e: Error) -> Error {
+        let Some(watcher) = self.page_server.take() else {
+            return e;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !watcher.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !watcher.is_finished() {
+            self.page_server = Some(watcher);
+            return e;
+        }
+        match watcher.join() {
+            Ok(Err(why)) => why,
+            _ => e,
+        }
+    }
 }
 
 /// A container restored lazily whose pages have not all arrived: if the transfer ends

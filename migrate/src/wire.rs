@@ -148,6 +148,9 @@ pub enum Message {
     Running {
         pid: i32,
     },
+    /// Post-copy: the receiver's lazy-pages daemon took every page; the container there is
+    /// complete (and kept, whatever happens to the connection).
+    PagesArrived,
     /// The source removed its copy: the migration is over.
     Done,
     /// Something failed on the sending side; the other undoes what it made.

@@ -9,10 +9,13 @@
 # (the largest gap between its 10 ms clock stamps). Prints medians and the ratios of the
 # issue's aims: downtime / (local checkpoint + restore), page rate / ssh ceiling, total /
 # naive, post-copy downtime (aim <= 300 ms, flat in M). Post-copy needs fs.pipe-max-size
-# >= 4 MiB: raised for the run and put back. `ROUNDS=3 scripts/bench/migrate.sh 64 512`.
+# >= 4 MiB: raised for the run and put back. WORKLOAD=busy rewrites half the pages
+# continuously (default quiet: 8 pages per 100 ms). `ROUNDS=3 scripts/bench/migrate.sh 64 512`.
 set -euo pipefail
 SIZES=${*:-64 512 2048}
 ROUNDS=${ROUNDS:-3}
+WORKLOAD=${WORKLOAD:-quiet}
+case $WORKLOAD in quiet|busy) ;; *) echo "WORKLOAD must be quiet or busy, not $WORKLOAD" >&2; exit 2;; esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/scripts/bench/lib.sh"
 # Images in memory on both sides by default (BENCH_DIR=/var/tmp for disk): local checkpoint
@@ -72,13 +75,13 @@ now() { date +%s%N; }
 bundle() { # $1 name $2 MiB → a bundle on the shared rootfs, its own cgroup
   local b="$WORK/b-$1"; mkdir -p "$b"
   "$LCR" spec --bundle "$b" >/dev/null 2>&1 || true
-  python3 - "$b/config.json" "$WORK/rootfs" "$1" "$2" "$WORK/out" <<'PY'
+  python3 - "$b/config.json" "$WORK/rootfs" "$1" "$2" "$WORK/out" "$WORKLOAD" <<'PY'
 import json, sys
-p, rootfs, name, mib, out = sys.argv[1:]
+p, rootfs, name, mib, out, workload = sys.argv[1:]
 c = json.load(open(p))
 c["root"] = {"path": rootfs, "readonly": False}
 c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/memtouch", mib, "/out/ready", "sparse", "stamp"]
+c["process"]["args"] = ["/bin/memtouch", mib, "/out/ready", "sparse", "stamp"] + (["busy"] if workload == "busy" else [])
 c["linux"]["cgroupsPath"] = f"/lcr-migbench/{name}"
 c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
 json.dump(c, open(p, "w"), indent=1)
@@ -142,10 +145,10 @@ for M in $SIZES; do
     echo "$M $local_ms $down $seen $total $sent $dump $naive_ms $naive_seen $ceiling_ms $restore $freeze $pdown $pseen $ptotal $plazy" >> "$WORK/results"
   done
 done
-python3 - "$WORK/results" "$ROUNDS" <<'PY'
+python3 - "$WORK/results" "$ROUNDS" "$WORKLOAD" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-print(f"migration benchmark, {sys.argv[2]} rounds, medians (ms); MiB sent is on the wire (compressed)")
+print(f"migration benchmark, {sys.argv[2]} rounds, workload {sys.argv[3]}, medians (ms); MiB sent is on the wire (compressed)")
 print("stop-copy:")
 print("   MiB  local c+r  downtime (dump + restore)  seen  freeze  total  MiB sent  naive  naive seen  ssh of M MiB")
 for m in sorted({int(r[0]) for r in rows}):

@@ -123,6 +123,7 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
         None => Container::read(store, &a.id)?.state.bundle.clone(),
     };
     let dest_id = a.dest_id.clone().unwrap_or_else(|| a.id.clone());
+    let bar = progress_display(a.json);
     let req = Request {
         id: a.id.clone(),
         dest: dest.clone(),
@@ -144,13 +145,22 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
         max_iterations: a.max_iterations,
         converge_pct: a.converge,
         settings: a.criu.settings()?,
-        say: if a.json {
-            Box::new(|_: &str| {})
-        } else {
-            Box::new(|m: &str| eprintln!("lcr: {m}"))
+        say: {
+            let (bar, json) = (bar.clone(), a.json);
+            Box::new(move |m: &str| {
+                if !json {
+                    bar.suspend(|| eprintln!("lcr: {m}"));
+                }
+            })
+        },
+        progress: {
+            let bar = bar.clone();
+            Box::new(move |phase: &str| bar.set_message(phase.to_string()))
         },
     };
-    match migrate::source::migrate(store, req) {
+    let result = migrate::source::migrate(store, req);
+    bar.finish_and_clear();
+    match result {
         Ok(report) => {
             print_report(&report, a.json, a.print_stats)?;
             Ok(0)
@@ -161,6 +171,21 @@ pub fn run(store: &Store, root: &std::path::Path, a: Args) -> anyhow::Result<i32
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The phase and the time so far on stderr, when it is a terminal (and the report is not
+/// JSON); hidden otherwise.
+fn progress_display(json: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("lcr: {spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 fn resolve(store: &Store, id: &str) -> anyhow::Result<i32> {

@@ -337,24 +337,51 @@ pub fn assert_success(o: &Output) {
 
 /// Runs `cmd` to completion with stdout and stderr sent to temp files, then reads them.
 pub fn output_via_files(cmd: &mut Command) -> Output {
-    let mut out = tempfile::tempfile().unwrap();
-    let mut err = tempfile::tempfile().unwrap();
-    let status = cmd
+    spawn_via_files(cmd).finish()
+}
+
+/// A command started with its stdout and stderr going to files (see [`output_via_files`]).
+pub struct Spawned {
+    child: std::process::Child,
+    out: std::fs::File,
+    err: std::fs::File,
+}
+
+pub fn spawn_via_files(cmd: &mut Command) -> Spawned {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let child = cmd
         .stdout(out.try_clone().unwrap())
         .stderr(err.try_clone().unwrap())
-        .status()
+        .spawn()
         .unwrap();
-    let slurp = |f: &mut std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut v = Vec::new();
-        f.seek(std::io::SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
-    Output {
-        status,
-        stdout: slurp(&mut out),
-        stderr: slurp(&mut err),
+    Spawned { child, out, err }
+}
+
+/// A test that fails while it runs ends it (by its pid, which it still owns).
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Spawned {
+    /// Waits for it to end; what it printed.
+    pub fn finish(mut self) -> Output {
+        let status = self.child.wait().unwrap();
+        let slurp = |f: &mut std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        Output {
+            status,
+            stdout: slurp(&mut self.out),
+            stderr: slurp(&mut self.err),
+        }
     }
 }
 
@@ -467,5 +494,30 @@ impl Drop for Sysctl {
         if let Err(e) = std::fs::write(&self.path, self.old.trim()) {
             eprintln!("could not put back {}: {e}", self.path.display());
         }
+    }
+}
+
+/// A tmpfs of `size` (e.g. `1m`) mounted at a new directory `dir`; unmounted when dropped.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(dir: PathBuf, size: &str) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_success(
+            &Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .output()
+                .unwrap(),
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
     }
 }

@@ -1,9 +1,10 @@
 /* memtouch: a workload that checks its own memory across checkpoint and restore.
  *
- *   memtouch MIB [READY_FILE [sparse|mixed [stamp]]]
+ *   memtouch MIB [READY_FILE [sparse|mixed [stamp|-] [busy]]]]
  *
  * Touches MIB MiB, writes MIB to READY_FILE (if given), then every 100 ms flips a byte in
- * each of 8 pages and prints
+ * each of 8 pages (with "busy": in every other page, so half the memory is rewritten
+ * continuously) and prints
  *     tick N pid P sum S ok        (or BAD instead of ok)
  * where S is recomputed from every page and compared with the sum it expects from the flips
  * it made: a restore that lost or mixed up a page prints BAD (zdtm-style: the workload, not
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
     const char *ready = argc > 2 ? argv[2] : NULL;
     int mixed = argc > 3 && strcmp(argv[3], "mixed") == 0;
     int stamp = argc > 4 && strcmp(argv[4], "stamp") == 0;
+    int busy = argc > 5 && strcmp(argv[5], "busy") == 0;
     size_t len = mib << 20;
     setsid();
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -58,9 +60,10 @@ int main(int argc, char **argv) {
     if (ready) { FILE *f = fopen(ready, "w"); if (f) { fprintf(f, "%zu\n", mib); fclose(f); } }
     size_t pages = len / PAGE;
     unsigned long long expected = page_sum(buf, len);
+    size_t flips = busy ? (pages + 1) / 2 : 8;
     for (unsigned long n = 0;; n++) {
-        for (int k = 0; k < 8; k++) {
-            unsigned char *b = buf + ((n * 8 + k) % pages) * PAGE;
+        for (size_t k = 0; k < flips; k++) {
+            unsigned char *b = buf + (busy ? (2 * k + (n & 1)) % pages : (n * 8 + k) % pages) * PAGE;
             expected -= *b;
             *b ^= 0x5a;
             expected += *b;

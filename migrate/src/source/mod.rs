@@ -55,6 +55,9 @@ pub struct Request {
     /// Where what the user should know before it happens goes (the strategy chosen and
     /// why; that a post-copy source cannot be resumed after the switch).
     pub say: Box<dyn Fn(&str) + Send + Sync>,
+    /// Told the phase the migration enters (`pre-flight`, `dump`, `restore there`, …): a
+    /// progress display on a terminal.
+    pub progress: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Times and sizes of one migration.
@@ -209,6 +212,7 @@ fn run(
     if req.rootfs_copy {
         rootfs_copy::needs_diff(&container)?;
     }
+    (req.progress)("pre-flight");
     let here = facts::this_host(&req.settings.criu)?;
     link.hello(here.clone())?;
     let there = link.expect_hello()?;
@@ -230,6 +234,7 @@ fn run(
         ..Report::default()
     };
     if req.rootfs_copy {
+        (req.progress)("sending the rootfs");
         let sent_at = Instant::now();
         report.rootfs_bytes = rootfs_copy::send(&container, link)?;
         report.rootfs_ms = ms(sent_at.elapsed());
@@ -271,6 +276,19 @@ fn open_pages(req: &Request, link: &mut Link, start: Message) -> Result<UnixStre
     })?;
     link.relay_pages(mine)?;
     Ok(criu_end)
+}
+
+/// A dump that failed here may have failed because the receiver did (its disk filled, its
+/// page server died): its refusal, when it comes soon, says why better than CRIU's broken
+/// pipe here.
+fn dump_failed(req: &Request, link: &Link, e: lcr::Error) -> Error {
+    match link.refusal_within(Duration::from_secs(3)) {
+        Some(reason) => Error::Refused {
+            host: req.dest.to_string(),
+            reason: format!("{reason} (and so the dump here failed)"),
+        },
+        None => e.into(),
+    }
 }
 
 /// Waits until every page has gone: this side's CRIU closed its end of the relayed
@@ -358,6 +376,7 @@ impl Report {
 
 /// The container runs there: the frozen copy here goes, and the receiver is told.
 fn finish(dumped: Dumped, req: &Request, link: &Link, pid: i32) -> Result<()> {
+    (req.progress)("removing the frozen copy here");
     dumped.commit().map_err(|e| Error::Refused {
         host: "this host".into(),
         reason: format!(

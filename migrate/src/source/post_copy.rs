@@ -13,7 +13,7 @@ use lcr::checkpoint::Dumped;
 use lcr::container::Container;
 
 use super::HandingOver;
-use super::{dump_opts, finish, images, memory_of, ms, open_pages, pages_done};
+use super::{dump_opts, finish, images, memory_of, ms, open_pages};
 use super::{refused, undecided, unexpected};
 use super::{Report, Request};
 use crate::link::{Link, RESTORE_LIMIT};
@@ -68,6 +68,7 @@ pub(super) fn run(
         Ok(())
     }));
 
+    (req.progress)("freeze, dump all but the memory, send the images");
     let frozen_at = Instant::now();
     let dumping = std::thread::spawn(move || {
         let _ = tx.send(Event::Dumped(Box::new(lcr::checkpoint::begin(
@@ -93,14 +94,15 @@ pub(super) fn run(
         }
     }
 
+    (req.progress)("restoring there");
     let restore_at = Instant::now();
-    // The receiver's lazy-pages daemon may take the last page (its end of the connection
-    // closing: `PagesEnd`) before the restore has returned there.
-    let mut all_there = false;
+    // The receiver's end of the page connection may close (`PagesEnd`) before the restore
+    // has returned there: the daemon took the last page, or failed. Only `PagesArrived`
+    // says which.
     let pid = loop {
         match link.message_within(RESTORE_LIMIT) {
             Ok(Message::Running { pid }) => break pid,
-            Ok(Message::PagesEnd) if !all_there => all_there = true,
+            Ok(Message::PagesEnd) => continue,
             Ok(Message::Refused { reason }) => {
                 // The receiver rolled back: the dump is ended and this copy runs on.
                 handing.take_back();
@@ -130,14 +132,20 @@ pub(super) fn run(
         req.dest, report.downtime_ms
     ));
 
+    (req.progress)("moving the remaining pages");
     let moved_at = Instant::now();
+    // CRIU's lazy page server ends "successfully" on a connection that closed early too:
+    // the pages have all moved only once the receiver says its daemon took them.
     let transfer = wait_dumped(&events).and_then(|dumped| {
-        if all_there {
-            link.pages_sent()?;
-        } else {
-            pages_done(req, link)?;
+        link.pages_sent()?;
+        loop {
+            match link.message()? {
+                Message::PagesEnd => continue,
+                Message::PagesArrived => return Ok(dumped),
+                Message::Refused { reason } => return Err(refused(req, reason)),
+                other => return Err(unexpected(other)),
+            }
         }
-        Ok(dumped)
     });
     let _ = dumping.join();
     let dumped = transfer.map_err(|e| {

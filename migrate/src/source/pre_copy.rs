@@ -10,7 +10,7 @@ use std::time::Instant;
 use lcr::checkpoint::{CheckpointOpts, ImageDir};
 use lcr::container::{Container, Store};
 
-use super::{memory_of, ms, open_pages, pages_done, stop_copy};
+use super::{dump_failed, memory_of, ms, open_pages, pages_done, stop_copy};
 use super::{Report, Request, Round};
 use crate::link::Link;
 use crate::wire::Message;
@@ -37,6 +37,7 @@ pub(super) fn run(
             Some(c) => c,
             None => Container::load(store, &id)?,
         };
+        (req.progress)(&format!("pre-dump round {n}"));
         let round = pre_dump(c, req, link, &base, n)?;
         let verdict = converged(
             &round,
@@ -81,7 +82,7 @@ fn pre_dump(
     opts.pre_dump = true;
     opts.page_server_fd = Some(page_server.into());
     opts.parent_path = parent.map(|p| format!("../pre-{p}").into());
-    let dumped = lcr::checkpoint::checkpoint(c, opts)?;
+    let dumped = lcr::checkpoint::checkpoint(c, opts).map_err(|e| dump_failed(req, link, e))?;
     pages_done(req, link)?;
     let stats = dumped.stats.unwrap_or_default();
     Ok(Round {

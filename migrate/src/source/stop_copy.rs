@@ -8,7 +8,7 @@ use lcr::checkpoint::ImageDir;
 use lcr::container::Container;
 
 use super::HandingOver;
-use super::{dump_opts, finish, images, memory_of, ms, open_pages, pages_done};
+use super::{dump_failed, dump_opts, finish, images, memory_of, ms, open_pages, pages_done};
 use super::{refused, undecided, unexpected};
 use super::{Report, Request};
 use crate::link::{Link, RESTORE_LIMIT};
@@ -35,16 +35,19 @@ pub(super) fn run(
     opts.hand_over = handing.flag();
     opts.parent_path = parent_round.map(|n| format!("pre-{n}").into());
 
+    (req.progress)("freeze and dump");
     let frozen_at = Instant::now();
-    let dumped = lcr::checkpoint::begin(container, opts)?;
+    let dumped = lcr::checkpoint::begin(container, opts).map_err(|e| dump_failed(req, link, e))?;
     pages_done(req, link)?;
     report.dump_ms = ms(frozen_at.elapsed());
     report.add_freeze(&dumped);
 
+    (req.progress)("sending the images");
     let sent_at = Instant::now();
     images::send_images(&dumped.report().image_dir, &link.sender())?;
     report.transfer_ms = ms(sent_at.elapsed());
 
+    (req.progress)("restoring there");
     let restore_at = Instant::now();
     handing.give()?;
     if let Err(e) = link.send(&Message::Restore) {
