@@ -94,9 +94,6 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
         Some(parent) => ImageDir::temporary_in(parent, "migrate-in")?,
         None => ImageDir::temporary("migrate-in")?,
     };
-    // Declared before `m`, so dropped after it: a container restored from the bundle goes
-    // before the bundle.
-    let mut bundle: Option<rootfs_copy::MadeBundle> = None;
     let mut m = Memory::default();
     loop {
         let item = link.recv().map_err(|e| m.explain(e))?;
@@ -105,7 +102,7 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
                 let parent = req.bundle.parent().unwrap_or(Path::new("/"));
                 let remedy = "give --dest-bundle a place with room";
                 check_room(existing_ancestor(parent), size, "the rootfs", remedy)?;
-                bundle = Some(rootfs_copy::receive(link, &req.bundle, &config)?);
+                m.bundle = Some(rootfs_copy::receive(link, &req.bundle, &config)?);
                 check_binds(&req.bundle)?;
                 link.send(&Message::RootfsReady)?;
             }
@@ -118,54 +115,13 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
                 let to = pages_dir(images.path(), round, parent)?;
                 start_pages(req, link, &mut m, to, memory, lazy)?;
             }
-            Incoming::Message(Message::PagesEnd) => {
-                // The source's CRIU is done; ours has the end of its connection and exits.
-                if let Some(watcher) = m.page_server.take() {
-                    watcher.join().map_err(|_| {
-                        Error::Protocol("the page-server watcher panicked".into())
-                    })??;
-                }
-                if let Some(lazy) = m.lazy.take() {
-                    lazy.wait().map_err(lcr::Error::from)?;
-                    // Every page is here: the container is complete, whatever happens next.
-                    if let Some(c) = m.incomplete.as_mut() {
-                        c.complete = true;
-                    }
-                    if let Some(b) = bundle.as_mut() {
-                        b.keep();
-                    }
-                    link.pages_sent()?;
-                    link.send(&Message::PagesArrived)?;
-                } else {
-                    link.pages_sent()?;
-                }
-            }
+            Incoming::Message(Message::PagesEnd) => pages_end(link, &mut m)?,
             Incoming::Message(Message::File { name, size }) => {
                 receive_file(link, images.path(), &name, size)?;
             }
             Incoming::Message(Message::Restore) => {
-                let mut opts = RestoreOpts::new(&req.bundle, images.path());
-                opts.settings = req.settings.clone();
-                if let Some(socket) = m.lazy_socket.take() {
-                    m.lazy = Some(lcr::checkpoint::serve_lazy_pages(
-                        &req.settings,
-                        images.path(),
-                        socket,
-                    )?);
-                    opts.settings.lazy_pages = true;
-                }
-                let (c, _) = lcr::checkpoint::restore(store, &req.id, opts)?;
-                if m.lazy.is_some() {
-                    m.incomplete = Some(Incomplete {
-                        store,
-                        id: req.id.clone(),
-                        complete: false,
-                    });
-                } else if let Some(b) = bundle.as_mut() {
-                    // Complete and running: it stays, and so does its bundle.
-                    b.keep();
-                }
-                link.send(&Message::Running { pid: c.state.pid })?;
+                let pid = restore_here(store, req, images.path(), &mut m)?;
+                link.send(&Message::Running { pid })?;
             }
             Incoming::Message(Message::Done) => return Ok(()),
             Incoming::Message(Message::Abort { reason }) => {
@@ -182,6 +138,62 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
             }
         }
     }
+}
+
+/// The source's CRIU is done with its pages: ours has the end of its connection and exits.
+/// After a lazy restore, that is every page here: the container is complete, whatever
+/// happens next, and the source is told (`PagesArrived`).
+fn pages_end(link: &mut Link, m: &mut Memory) -> Result<()> {
+    if let Some(watcher) = m.page_server.take() {
+        watcher
+            .join()
+            .map_err(|_| Error::Protocol("the page-server watcher panicked".into()))??;
+    }
+    let Some(lazy) = m.lazy.take() else {
+        return link.pages_sent();
+    };
+    lazy.wait().map_err(lcr::Error::from)?;
+    if let Some(c) = m.incomplete.as_mut() {
+        c.complete = true;
+    }
+    if let Some(b) = m.bundle.as_mut() {
+        b.keep();
+    }
+    link.pages_sent()?;
+    link.send(&Message::PagesArrived)
+}
+
+/// Restores the container from `images` (lazily, its daemon started first, when the pages
+/// stay on the source); returns its pid. Complete unless lazy: then it is removed if its
+/// pages cannot all arrive.
+fn restore_here<'a>(
+    store: &'a Store,
+    req: &Request,
+    images: &Path,
+    m: &mut Memory<'a>,
+) -> Result<i32> {
+    let mut opts = RestoreOpts::new(&req.bundle, images);
+    opts.settings = req.settings.clone();
+    if let Some(socket) = m.lazy_socket.take() {
+        m.lazy = Some(lcr::checkpoint::serve_lazy_pages(
+            &req.settings,
+            images,
+            socket,
+        )?);
+        opts.settings.lazy_pages = true;
+    }
+    let (c, _) = lcr::checkpoint::restore(store, &req.id, opts)?;
+    if m.lazy.is_some() {
+        m.incomplete = Some(Incomplete {
+            store,
+            id: req.id.clone(),
+            complete: false,
+        });
+    } else if let Some(b) = m.bundle.as_mut() {
+        // Complete and running: it stays, and so does its bundle.
+        b.keep();
+    }
+    Ok(c.state.pid)
 }
 
 /// Where a dump's pages go: the images, or for pre-copy round N their `pre-N`; with a
@@ -266,7 +278,8 @@ fn existing_ancestor(dir: &Path) -> &Path {
         .unwrap_or(Path::new("/"))
 }
 
-/// How the memory arrives, and the daemons that take it.
+/// What this receiver made as the migration went: how the memory arrives, the daemons that
+/// take it, the bundle; dropped (undone) unless the container is complete.
 #[derive(Default)]
 struct Memory<'a> {
     /// Stop-copy (and each pre-copy round): the thread that waits for the page server
@@ -277,6 +290,9 @@ struct Memory<'a> {
     lazy: Option<LazyPages>,
     /// Post-copy: the restored container, until its last page arrived.
     incomplete: Option<Incomplete<'a>>,
+    /// `--rootfs copy`: the bundle made here. Last, so dropped last: a container restored
+    /// from it goes first.
+    bundle: Option<rootfs_copy::MadeBundle>,
 }
 
 impl Memory<'_> {

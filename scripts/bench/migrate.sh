@@ -111,7 +111,7 @@ for M in $SIZES; do
     # lcr migrate (stop-copy)
     b=$(bundle "m$M-$r" "$M"); b2=$(bundle "m$M-$r-dst" "$M"); start "m$M-$r" "$b" "$log.m"
     t0=$(now)
-    "$LCR" --root "$WORK/src" migrate "m$M-$r" "ssh://root@$ADDR" --ssh "$SSH" --dest-lcr "$LCR" \
+    "$LCR" --root "$WORK/src" migrate "m$M-$r" "ssh://root@$ADDR" --strategy stop-copy --ssh "$SSH" --dest-lcr "$LCR" \
       --dest-root "$WORK/dst" --dest-bundle "$b2" --dest-log "$log.m" --dest-images "$WORK" --json > "$WORK/report" \
       || { echo "migrate failed" >&2; cat "$WORK/sshd.log" >&2; exit 1; }
     t1=$(now)

@@ -28,6 +28,15 @@ enum Event {
     Dumped(Box<lcr::Result<Dumped>>),
 }
 
+/// The lazy dump, running on its own thread (its CRIU call lasts until every page moved),
+/// and what it reports.
+struct Dumping {
+    events: Receiver<Event>,
+    thread: std::thread::JoinHandle<()>,
+    handing: HandingOver,
+    frozen_at: Instant,
+}
+
 pub(super) fn run(
     container: Container,
     req: &Request,
@@ -38,6 +47,24 @@ pub(super) fn run(
         "post-copy: once the container runs there, this copy cannot be resumed; it stays \
          frozen here until its last page has moved",
     );
+    let dumping = start_dump(container, req, link)?;
+    images_sent(&dumping, &mut report)?;
+    let pid = running_there(&dumping, req, link, &mut report)?;
+    (req.progress)("moving the remaining pages");
+    let moved_at = Instant::now();
+    let dumped = pages_moved(dumping, req, link)?;
+    report.lazy_transfer_ms = ms(moved_at.elapsed());
+    report.add_freeze(&dumped);
+    // A lazy dump's statistics are written while the tree is still frozen for serving: CRIU's
+    // frozen time is not known then (it reads as garbage).
+    report.criu_frozen_us = 0;
+    finish(dumped, req, link, pid)?;
+    Ok(report)
+}
+
+/// Freezes and dumps the container lazily on a thread of its own; at CRIU's `post-dump` the
+/// images are shipped and the receiver is asked to restore (the hand-over).
+fn start_dump(container: Container, req: &Request, link: &mut Link) -> Result<Dumping> {
     let start = Message::StartPages {
         memory: memory_of(&container),
         lazy: true,
@@ -67,76 +94,92 @@ pub(super) fn run(
         });
         Ok(())
     }));
-
     (req.progress)("freeze, dump all but the memory, send the images");
     let frozen_at = Instant::now();
-    let dumping = std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let _ = tx.send(Event::Dumped(Box::new(lcr::checkpoint::begin(
             container, opts,
         ))));
     });
-    match events.recv() {
+    Ok(Dumping {
+        events,
+        thread,
+        handing,
+        frozen_at,
+    })
+}
+
+/// Until the images went out and the restore was asked for (a dump that failed before
+/// thawed the container).
+fn images_sent(dumping: &Dumping, report: &mut Report) -> Result<()> {
+    match dumping.events.recv() {
         Ok(Event::RestoreAsked { images_ms }) => {
             report.transfer_ms = images_ms;
-            report.dump_ms = ms(frozen_at.elapsed()).saturating_sub(images_ms);
+            report.dump_ms = ms(dumping.frozen_at.elapsed()).saturating_sub(images_ms);
+            Ok(())
         }
         Ok(Event::Dumped(r)) => {
-            let _ = dumping.join();
             (*r)?;
-            return Err(Error::Protocol(
+            Err(Error::Protocol(
                 "the lazy dump ended before its images were complete".into(),
-            ));
-        }
-        Err(_) => {
-            return Err(Error::Protocol(
-                "the dumping thread vanished before the images were complete".into(),
             ))
         }
+        Err(_) => Err(Error::Protocol(
+            "the dumping thread vanished before the images were complete".into(),
+        )),
     }
+}
 
+/// Until the receiver reports the container running (its pid there). A refusal ends the
+/// dump and lets this copy run on; anything else leaves it frozen, undecided.
+fn running_there(
+    dumping: &Dumping,
+    req: &Request,
+    link: &Link,
+    report: &mut Report,
+) -> Result<i32> {
     (req.progress)("restoring there");
     let restore_at = Instant::now();
     // The receiver's end of the page connection may close (`PagesEnd`) before the restore
     // has returned there: the daemon took the last page, or failed. Only `PagesArrived`
     // says which.
     let pid = loop {
-        match link.message_within(RESTORE_LIMIT) {
+        let failure = match link.message_within(RESTORE_LIMIT) {
             Ok(Message::Running { pid }) => break pid,
             Ok(Message::PagesEnd) => continue,
             Ok(Message::Refused { reason }) => {
                 // The receiver rolled back: the dump is ended and this copy runs on.
-                handing.take_back();
-                link.cut_pages();
-                let _ = wait_dumped(&events);
-                return Err(refused(req, reason));
+                dumping.handing.take_back();
+                Err(refused(req, reason))
             }
             Ok(other) => {
-                link.cut_pages();
-                let _ = wait_dumped(&events);
                 let what = "the receiver answered the restore out of turn";
-                return Err(undecided(req, what, &unexpected(other)));
+                Err(undecided(req, what, &unexpected(other)))
             }
             Err(e) => {
-                link.cut_pages();
-                let _ = wait_dumped(&events);
                 let what = "the connection broke while the receiver restored";
-                return Err(undecided(req, what, &e));
+                Err(undecided(req, what, &e))
             }
-        }
+        };
+        link.cut_pages();
+        let _ = wait_dumped(&dumping.events);
+        return failure;
     };
     report.restore_ms = ms(restore_at.elapsed());
-    report.downtime_ms = ms(frozen_at.elapsed());
+    report.downtime_ms = ms(dumping.frozen_at.elapsed());
     report.dest_pid = pid;
     (req.say)(&format!(
         "running on {} (pid {pid}) after {} ms down; moving the remaining pages",
         req.dest, report.downtime_ms
     ));
+    Ok(pid)
+}
 
-    (req.progress)("moving the remaining pages");
-    let moved_at = Instant::now();
-    // CRIU's lazy page server ends "successfully" on a connection that closed early too:
-    // the pages have all moved only once the receiver says its daemon took them.
-    let transfer = wait_dumped(&events).and_then(|dumped| {
+/// Until every page has moved: the lazy dump ended and the receiver said its daemon took
+/// them all. CRIU's lazy page server ends "successfully" on a connection that closed early
+/// too, so only `PagesArrived` counts; any failure leaves the copy here frozen, undecided.
+fn pages_moved(dumping: Dumping, req: &Request, link: &mut Link) -> Result<Dumped> {
+    let transfer = wait_dumped(&dumping.events).and_then(|dumped| {
         link.pages_sent()?;
         loop {
             match link.message()? {
@@ -147,22 +190,15 @@ pub(super) fn run(
             }
         }
     });
-    let _ = dumping.join();
-    let dumped = transfer.map_err(|e| {
+    let _ = dumping.thread.join();
+    transfer.map_err(|e| {
         undecided(
             req,
             "the page transfer failed after the container started there (the receiver stops its \
              copy when its pages cannot all arrive)",
             &e,
         )
-    })?;
-    report.lazy_transfer_ms = ms(moved_at.elapsed());
-    report.add_freeze(&dumped);
-    // A lazy dump's statistics are written while the tree is still frozen for serving: CRIU's
-    // frozen time is not known then (it reads as garbage).
-    report.criu_frozen_us = 0;
-    finish(dumped, req, link, pid)?;
-    Ok(report)
+    })
 }
 
 /// The end of the lazy dump: every page served (the container still frozen here), or why not.
