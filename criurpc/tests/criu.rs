@@ -348,6 +348,10 @@ fn feature_check_matches_the_kernel() {
     let Some(criu) = criu() else { return };
     let clean = Clean::start();
     let f = criu.features().expect("feature check");
+    // Asked together from one CRIU process, the same answers.
+    let (v, both) = criu.supported_features().expect("version and features");
+    assert_eq!(v, criu.version().unwrap());
+    assert_eq!(both, f);
     // Cross-check the RPC answers with CRIU's command line, which probes the kernel on its own.
     let cli_dirty = criu.check_feature("mem_dirty_track").unwrap();
     let cli_lazy = criu.check_feature("uffd-noncoop").unwrap();

@@ -8,11 +8,7 @@ use crate::{Error, Result};
 
 /// This host's facts, found with the same probes as `lcr check`.
 pub fn this_host(criu: &Criu) -> Result<HostFacts> {
-    let version = criu.require_supported().map_err(|e| Error::Refused {
-        host: "this host".into(),
-        reason: e.to_string(),
-    })?;
-    let features = criu.features().map_err(|e| Error::Refused {
+    let (version, features) = criu.supported_features().map_err(|e| Error::Refused {
         host: "this host".into(),
         reason: e.to_string(),
     })?;
