@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::fdpass::spawn_with_fds;
+use crate::session::wait_or_kill;
 use crate::{log_excerpt, Error, Result};
 
 /// The daemon's log, in the work directory.
@@ -80,13 +81,6 @@ impl LazyPages {
         Err(self.failure(&format!("ended with {status}")))
     }
 
-    /// Whether the daemon has exited, without waiting.
-    pub fn finished(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
-    }
-
     fn failure(&mut self, what: &str) -> Error {
         self.stop(Duration::from_millis(500));
         Error::LazyPages(format!(
@@ -98,18 +92,9 @@ impl LazyPages {
 
     /// Gives the daemon `grace` to end by itself, then kills it.
     fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let deadline = std::time::Instant::now() + grace;
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(mut child) = self.child.take() {
+            wait_or_kill(&mut child, grace);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

@@ -417,18 +417,25 @@ impl Session {
         let Some(mut child) = self.child.take() else {
             return ExitStatus::default();
         };
-        let deadline = Instant::now() + EXIT_GRACE;
-        loop {
-            match child.try_wait() {
-                Ok(Some(st)) => return st,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    tracing::warn!(pid = child.id(), binary = %self.binary.display(), "criu did not exit, killing it");
-                    let _ = child.kill();
-                    return child.wait().unwrap_or_default();
-                }
+        let (status, killed) = wait_or_kill(&mut child, EXIT_GRACE);
+        if killed {
+            tracing::warn!(pid = child.id(), binary = %self.binary.display(), "criu did not exit, killed it");
+        }
+        status
+    }
+}
+
+/// Gives `child` up to `grace` to exit by itself, then kills it; its status, and whether it
+/// had to be killed.
+pub(crate) fn wait_or_kill(child: &mut Child, grace: Duration) -> (ExitStatus, bool) {
+    let deadline = Instant::now() + grace;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return (st, false),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                return (child.wait().unwrap_or_default(), true);
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -63,7 +63,7 @@ pub struct Link {
     /// When the other side last sent a frame, in milliseconds after `started`.
     last_heard: Arc<AtomicU64>,
     /// The reading thread has ended (the connection closed or broke).
-    ended: Arc<std::sync::atomic::AtomicBool>,
+    ended: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -77,7 +77,7 @@ impl Link {
         let started = Instant::now();
         let last_heard = Arc::new(AtomicU64::new(0));
         let heard = last_heard.clone();
-        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = Arc::new(AtomicBool::new(false));
         let reader_ended = ended.clone();
         std::thread::spawn(move || {
             let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, input));
@@ -100,14 +100,9 @@ impl Link {
                         Ok(Incoming::Message(Message::PagesEnd))
                     }
                     Ok(Some(Frame::Control(m))) => Ok(Incoming::Message(m)),
-                    Ok(None) => {
-                        reader_ended.store(true, Ordering::Relaxed);
-                        cut(&sink);
-                        // Said, not left to the channel's end: the link holds a sender of
-                        // its own (`failer`), so the channel never ends by itself.
-                        let _ = tx.send(Err(closed()));
-                        return;
-                    }
+                    // Said, not left to the channel's end: the link holds a sender of its own
+                    // (`failer`), so the channel never ends by itself.
+                    Ok(None) => Err(closed()),
                     Err(e) => Err(e),
                 };
                 let failed = item.is_err();

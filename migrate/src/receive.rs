@@ -94,7 +94,7 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
         Some(parent) => ImageDir::temporary_in(parent, "migrate-in")?,
         None => ImageDir::temporary("migrate-in")?,
     };
-    let mut m = Memory::default();
+    let mut m = Made::default();
     loop {
         let item = link.recv().map_err(|e| m.explain(e))?;
         match item {
@@ -143,7 +143,7 @@ fn serve(store: &Store, req: &Request, link: &mut Link) -> Result<()> {
 /// The source's CRIU is done with its pages: ours has the end of its connection and exits.
 /// After a lazy restore, that is every page here: the container is complete, whatever
 /// happens next, and the source is told (`PagesArrived`).
-fn pages_end(link: &mut Link, m: &mut Memory) -> Result<()> {
+fn pages_end(link: &mut Link, m: &mut Made) -> Result<()> {
     if let Some(watcher) = m.page_server.take() {
         watcher
             .join()
@@ -170,7 +170,7 @@ fn restore_here<'a>(
     store: &'a Store,
     req: &Request,
     images: &Path,
-    m: &mut Memory<'a>,
+    m: &mut Made<'a>,
 ) -> Result<i32> {
     let mut opts = RestoreOpts::new(&req.bundle, images);
     opts.settings = req.settings.clone();
@@ -235,7 +235,7 @@ fn pages_dir(images: &Path, round: Option<u32>, parent: Option<u32>) -> Result<P
 fn start_pages(
     req: &Request,
     link: &mut Link,
-    m: &mut Memory,
+    m: &mut Made,
     dir: PathBuf,
     memory: u64,
     lazy: bool,
@@ -281,7 +281,7 @@ fn existing_ancestor(dir: &Path) -> &Path {
 /// What this receiver made as the migration went: how the memory arrives, the daemons that
 /// take it, the bundle; dropped (undone) unless the container is complete.
 #[derive(Default)]
-struct Memory<'a> {
+struct Made<'a> {
     /// Stop-copy (and each pre-copy round): the thread that waits for the page server
     /// writing the pages (see [`start_pages`]).
     page_server: Option<std::thread::JoinHandle<Result<()>>>,
@@ -295,7 +295,7 @@ struct Memory<'a> {
     bundle: Option<rootfs_copy::MadeBundle>,
 }
 
-impl Memory<'_> {
+impl Made<'_> {
     /// A broken relay is best explained by the page server's own failure (its disk full),
     /// which its watcher learns a moment later.
     fn explain(&mut self, e: Error) -> Error {
@@ -363,7 +363,6 @@ fn check_room(dir: &Path, bytes: u64, what: &str, remedy: &str) -> Result<()> {
 /// What the source cannot be asked for later: an id that is free, a bundle that loads (or,
 /// for a rootfs copy, room to make one), the source of each of its bind mounts there.
 fn preflight(store: &Store, req: &Request) -> Result<()> {
-    lcr::container::validate_id(&req.id)?;
     if store.dir(&req.id).exists() {
         return Err(Error::Refused {
             host: "the destination".into(),

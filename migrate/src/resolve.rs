@@ -107,7 +107,7 @@ pub fn settle(store: &Store, id: &str, wait: Duration) -> Result<Settled> {
     lcr::container::validate_id(id)?;
     let _quiet = ReceiverLock::wait(store.root(), id, wait)?;
     let status = match Container::read(store, id) {
-        Ok(c) => format!("{:?}", c.status()).to_lowercase(),
+        Ok(c) => c.status().to_string(),
         Err(lcr::Error::NotFound(_)) => "absent".into(),
         Err(e) => return Err(e.into()),
     };

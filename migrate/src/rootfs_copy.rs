@@ -23,20 +23,22 @@ use crate::{Error, Result};
 /// The rootfs directory's name in the bundle made on the destination.
 const ROOTFS: &str = "rootfs";
 
-/// Whether the dump must also save the rootfs changes (a writable root), or why the
-/// container's rootfs cannot be copied. Checked before anything is sent.
-pub(crate) fn needs_diff(container: &Container) -> Result<bool> {
-    let readonly = container
+/// Whether the container's root is read-only: then nothing changes after the copy, and the
+/// dump needs no rootfs changes.
+pub(crate) fn read_only(container: &Container) -> bool {
+    container
         .spec
         .root()
         .as_ref()
         .and_then(|r| r.readonly())
-        .unwrap_or(false);
-    if readonly {
-        return Ok(false);
-    }
-    if lcr::rootfs::diff::Baseline::load(container.dir()).is_some() {
-        return Ok(true);
+        .unwrap_or(false)
+}
+
+/// Why the container's rootfs cannot be copied, if it cannot: a writable root whose changes
+/// since the start cannot be found. Checked before anything is sent.
+pub(crate) fn check_copyable(container: &Container) -> Result<()> {
+    if read_only(container) || lcr::rootfs::diff::Baseline::load(container.dir()).is_some() {
+        return Ok(());
     }
     Err(Error::Refused {
         host: "this host".into(),
@@ -53,11 +55,9 @@ pub(crate) fn needs_diff(container: &Container) -> Result<bool> {
 /// bundle. Returns the bytes of the rootfs.
 pub(crate) fn send(container: &Container, link: &Link) -> Result<u64> {
     let rootfs = container.state.rootfs.clone();
-    let mut spec = container.spec.clone();
-    let mut root = spec.root().clone().unwrap_or_default();
-    root.set_path(PathBuf::from(ROOTFS));
-    spec.set_root(Some(root));
-    let config = serde_json::to_string(&spec).map_err(|e| Error::Protocol(e.to_string()))?;
+    // As it is: the receiver puts the root of the bundle it makes at `rootfs` itself.
+    let config =
+        serde_json::to_string(&container.spec).map_err(|e| Error::Protocol(e.to_string()))?;
     let size = size_of(&rootfs)?;
     link.send(&Message::RootfsStart { config, size })?;
     let sink = FrameSink {

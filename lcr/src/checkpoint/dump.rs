@@ -187,12 +187,6 @@ impl Dumped {
         Ok(self.report)
     }
 
-    /// Leaves the container frozen, with nobody to thaw it: its fate is decided elsewhere (a
-    /// migration whose outcome is not known here). `lcr resume` or `lcr delete` ends it.
-    pub fn leave_frozen(self) {
-        drop(self.frozen.release());
-    }
-
     /// The container runs on as if no checkpoint had been made (the images stay); what it
     /// could not do, if CRIU already ended the tree, is said by the error.
     pub fn abort(self) -> Result<Container> {

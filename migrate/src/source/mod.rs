@@ -19,7 +19,7 @@ use lcr::checkpoint::{CheckpointOpts, CriuSettings, Dumped, HandOver, ImageDir};
 use lcr::container::{Container, Store};
 use serde::Serialize;
 
-use crate::link::Link;
+use crate::link::{Link, Sender};
 use crate::pending::Pending;
 use crate::rootfs_copy;
 use crate::ssh::{RemoteCommand, Ssh};
@@ -210,7 +210,7 @@ fn run(
     start: Instant,
 ) -> Result<Report> {
     if req.rootfs_copy {
-        rootfs_copy::needs_diff(&container)?;
+        rootfs_copy::check_copyable(&container)?;
     }
     (req.progress)("pre-flight");
     let here = facts::this_host(&req.settings.criu)?;
@@ -302,21 +302,76 @@ fn pages_done(req: &Request, link: &mut Link) -> Result<()> {
     }
 }
 
-/// The dump's options: held frozen after the dump, its memory going to `page_server`; with
-/// a rootfs copy, the rootfs changes since the container started saved with it (they
-/// correct the copy there).
-fn dump_opts(
+/// The dump a migration holds: the receiver's page server asked for (`lazy`: a connection
+/// for its lazy-pages daemon; `parent_round`: the pre-copy round the final dump builds on)
+/// and relayed, and the options that hold the container frozen after the dump, its memory
+/// going there, told of the hand-over. With a rootfs copy of a writable root, the rootfs
+/// changes since the container started are saved with it (they correct the copy there).
+fn held_dump(
     req: &Request,
+    link: &mut Link,
     container: &Container,
     images: ImageDir,
-    page_server: UnixStream,
-) -> Result<CheckpointOpts> {
+    lazy: bool,
+    parent_round: Option<u32>,
+) -> Result<(CheckpointOpts, HandingOver)> {
+    let start = Message::StartPages {
+        memory: memory_of(container),
+        lazy,
+        round: None,
+        parent: parent_round,
+    };
+    let page_server = open_pages(req, link, start)?;
+    let handing = HandingOver::new(req, container);
     let mut opts = CheckpointOpts::with_images(images);
     opts.settings = req.settings.clone();
+    opts.settings.lazy_pages = lazy;
     opts.hold = true;
     opts.page_server_fd = Some(page_server.into());
-    opts.with_rootfs_diff = req.rootfs_copy && rootfs_copy::needs_diff(container)?;
-    Ok(opts)
+    opts.hand_over = handing.flag();
+    opts.parent_path = parent_round.map(|n| format!("pre-{n}").into());
+    // Checked before anything was sent (`check_copyable`): a writable root has its changes.
+    opts.with_rootfs_diff = req.rootfs_copy && !rootfs_copy::read_only(container);
+    Ok((opts, handing))
+}
+
+/// Until the receiver reports the container running (its pid there), the restore asked
+/// for at `restore_at` and the container frozen since `frozen_at`. Its refusal takes the
+/// hand-over back (the copy here thaws with its dump); anything else leaves the copy here
+/// frozen, undecided. `pages_may_end`: the receiver's end of a lazy page connection may
+/// close before the restore has returned there (`PagesEnd`: only `PagesArrived` says
+/// whether every page came).
+fn await_running(
+    req: &Request,
+    link: &Link,
+    handing: &HandingOver,
+    pages_may_end: bool,
+    (frozen_at, restore_at): (Instant, Instant),
+    report: &mut Report,
+) -> Result<i32> {
+    let pid = loop {
+        match link.message_within(crate::link::RESTORE_LIMIT) {
+            Ok(Message::Running { pid }) => break pid,
+            Ok(Message::PagesEnd) if pages_may_end => continue,
+            Ok(Message::Refused { reason }) => {
+                // The receiver rolled back: this copy runs on.
+                handing.take_back();
+                return Err(refused(req, reason));
+            }
+            Ok(other) => {
+                let what = "the receiver answered the restore out of turn";
+                return Err(undecided(req, what, &unexpected(other)));
+            }
+            Err(e) => {
+                let what = "the connection broke while the receiver restored";
+                return Err(undecided(req, what, &e));
+            }
+        }
+    };
+    report.restore_ms = ms(restore_at.elapsed());
+    report.downtime_ms = ms(frozen_at.elapsed());
+    report.dest_pid = pid;
+    Ok(pid)
 }
 
 /// The hand-over of the container to the receiver: from [`HandingOver::give`] on it may run
@@ -358,6 +413,14 @@ impl HandingOver {
     fn take_back(&self) {
         self.flag.may_run_elsewhere(false);
         Pending::remove(&self.dir);
+    }
+
+    /// Hands the container over and asks the receiver to restore it; a request that never
+    /// left this host takes it back (the receiver cannot restore).
+    fn ask_restore(&self, link: &Sender) -> Result<()> {
+        self.give()?;
+        link.send(&Message::Restore)
+            .inspect_err(|_| self.take_back())
     }
 }
 

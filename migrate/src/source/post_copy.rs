@@ -12,11 +12,9 @@ use std::time::Instant;
 use lcr::checkpoint::Dumped;
 use lcr::container::Container;
 
-use super::HandingOver;
-use super::{dump_opts, finish, images, memory_of, ms, open_pages};
-use super::{refused, undecided, unexpected};
-use super::{Report, Request};
-use crate::link::{Link, RESTORE_LIMIT};
+use super::{await_running, finish, held_dump, images, ms, refused, undecided, unexpected};
+use super::{HandingOver, Report, Request};
+use crate::link::Link;
 use crate::wire::Message;
 use crate::{Error, Result};
 
@@ -65,30 +63,16 @@ pub(super) fn run(
 /// Freezes and dumps the container lazily on a thread of its own; at CRIU's `post-dump` the
 /// images are shipped and the receiver is asked to restore (the hand-over).
 fn start_dump(container: Container, req: &Request, link: &mut Link) -> Result<Dumping> {
-    let start = Message::StartPages {
-        memory: memory_of(&container),
-        lazy: true,
-        round: None,
-        parent: None,
-    };
-    let page_server = open_pages(req, link, start)?;
-    let handing = HandingOver::new(req, &container);
-    let (tx, events) = channel();
     let images = lcr::checkpoint::ImageDir::temporary("migrate")?;
-    let mut opts = dump_opts(req, &container, images, page_server)?;
-    opts.settings.lazy_pages = true;
-    opts.hand_over = handing.flag();
+    let (mut opts, handing) = held_dump(req, link, &container, images, true, None)?;
+    let (tx, events) = channel();
     let sender = link.sender();
     let asked = tx.clone();
     let giving = handing.clone();
     opts.on_images = Some(Box::new(move |dir| {
         let sent_at = Instant::now();
         images::send_images(dir, &sender).map_err(|e| e.to_string())?;
-        giving.give().map_err(|e| e.to_string())?;
-        if let Err(e) = sender.send(&Message::Restore) {
-            giving.take_back();
-            return Err(e.to_string());
-        }
+        giving.ask_restore(&sender).map_err(|e| e.to_string())?;
         let _ = asked.send(Event::RestoreAsked {
             images_ms: ms(sent_at.elapsed()),
         });
@@ -139,35 +123,13 @@ fn running_there(
     report: &mut Report,
 ) -> Result<i32> {
     (req.progress)("restoring there");
-    let restore_at = Instant::now();
-    // The receiver's end of the page connection may close (`PagesEnd`) before the restore
-    // has returned there: the daemon took the last page, or failed. Only `PagesArrived`
-    // says which.
-    let pid = loop {
-        let failure = match link.message_within(RESTORE_LIMIT) {
-            Ok(Message::Running { pid }) => break pid,
-            Ok(Message::PagesEnd) => continue,
-            Ok(Message::Refused { reason }) => {
-                // The receiver rolled back: the dump is ended and this copy runs on.
-                dumping.handing.take_back();
-                Err(refused(req, reason))
-            }
-            Ok(other) => {
-                let what = "the receiver answered the restore out of turn";
-                Err(undecided(req, what, &unexpected(other)))
-            }
-            Err(e) => {
-                let what = "the connection broke while the receiver restored";
-                Err(undecided(req, what, &e))
-            }
-        };
-        link.cut_pages();
-        let _ = wait_dumped(&dumping.events);
-        return failure;
-    };
-    report.restore_ms = ms(restore_at.elapsed());
-    report.downtime_ms = ms(dumping.frozen_at.elapsed());
-    report.dest_pid = pid;
+    let times = (dumping.frozen_at, Instant::now());
+    let pid =
+        await_running(req, link, &dumping.handing, true, times, report).inspect_err(|_| {
+            // The dump ends: refused, the copy here thaws with it; else it stays frozen.
+            link.cut_pages();
+            let _ = wait_dumped(&dumping.events);
+        })?;
     (req.say)(&format!(
         "running on {} (pid {pid}) after {} ms down; moving the remaining pages",
         req.dest, report.downtime_ms

@@ -7,12 +7,9 @@ use std::time::Instant;
 use lcr::checkpoint::ImageDir;
 use lcr::container::Container;
 
-use super::HandingOver;
-use super::{dump_failed, dump_opts, finish, images, memory_of, ms, open_pages, pages_done};
-use super::{refused, undecided, unexpected};
+use super::{await_running, dump_failed, finish, held_dump, images, ms, pages_done};
 use super::{Report, Request};
-use crate::link::{Link, RESTORE_LIMIT};
-use crate::wire::Message;
+use crate::link::Link;
 use crate::Result;
 
 pub(super) fn run(
@@ -23,17 +20,7 @@ pub(super) fn run(
     images: ImageDir,
     parent_round: Option<u32>,
 ) -> Result<Report> {
-    let start = Message::StartPages {
-        memory: memory_of(&container),
-        lazy: false,
-        round: None,
-        parent: parent_round,
-    };
-    let page_server = open_pages(req, link, start)?;
-    let handing = HandingOver::new(req, &container);
-    let mut opts = dump_opts(req, &container, images, page_server)?;
-    opts.hand_over = handing.flag();
-    opts.parent_path = parent_round.map(|n| format!("pre-{n}").into());
+    let (opts, handing) = held_dump(req, link, &container, images, false, parent_round)?;
 
     (req.progress)("freeze and dump");
     let frozen_at = Instant::now();
@@ -49,40 +36,11 @@ pub(super) fn run(
 
     (req.progress)("restoring there");
     let restore_at = Instant::now();
-    handing.give()?;
-    if let Err(e) = link.send(&Message::Restore) {
-        // It never left this host: the receiver cannot restore.
-        handing.take_back();
-        return Err(e);
-    }
-    let pid = match link.message_within(RESTORE_LIMIT) {
-        Ok(Message::Running { pid }) => pid,
-        Ok(Message::Refused { reason }) => {
-            // The receiver rolled back: this copy runs on.
-            handing.take_back();
-            return Err(refused(req, reason));
-        }
-        Ok(other) => {
-            let e = unexpected(other);
-            dumped.leave_frozen();
-            return Err(undecided(
-                req,
-                "the receiver answered the restore out of turn",
-                &e,
-            ));
-        }
-        Err(e) => {
-            dumped.leave_frozen();
-            return Err(undecided(
-                req,
-                "the connection broke while the receiver restored",
-                &e,
-            ));
-        }
-    };
-    report.restore_ms = ms(restore_at.elapsed());
-    report.downtime_ms = ms(frozen_at.elapsed());
-    report.dest_pid = pid;
+    handing.ask_restore(&link.sender())?;
+    // On an error the dump is dropped: refused, it thaws; undecided, the hand-over keeps it
+    // frozen.
+    let times = (frozen_at, restore_at);
+    let pid = await_running(req, link, &handing, false, times, &mut report)?;
     finish(dumped, req, link, pid)?;
     Ok(report)
 }
