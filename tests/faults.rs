@@ -885,35 +885,13 @@ fn a_restore_or_import_interrupted_at_any_moment_is_undone_whole() {
     eprintln!("SIGTERM sweep: {outcomes:?}");
 }
 
-/// A tmpfs of `size` mounted at `dir`, unmounted when dropped.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn new(dir: PathBuf, size: &str) -> Self {
-        std::fs::create_dir_all(&dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        Self(dir)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 fn an_export_onto_a_full_disk_names_the_archive_and_keeps_the_container() {
     let Some((c, _log)) = counter_after("flt-full", "head -c 2000000 /dev/urandom > /dev/shm/x; ")
     else {
         return;
     };
-    let disk = SmallDisk::new(c.tmp.path().join("small"), "256k");
-    let archive = disk.0.join("a.tar.zst");
+    let disk = Tmpfs::mount(c.tmp.path().join("small"), "256k");
+    let archive = disk.dir.join("a.tar.zst");
     let out = c.lcr(&["checkpoint", "--export", archive.to_str().unwrap(), &c.id]);
     let err = stderr(&out);
     assert!(!out.status.success(), "exported 2 MB onto 256 KiB");
@@ -929,7 +907,7 @@ fn an_export_onto_a_full_disk_names_the_archive_and_keeps_the_container() {
     let n = count(&c);
     wait_until("counting on", || count(&c) > n + 1);
     assert!(
-        std::fs::read_dir(&disk.0).unwrap().next().is_none(),
+        std::fs::read_dir(&disk.dir).unwrap().next().is_none(),
         "a partial archive is left"
     );
 }

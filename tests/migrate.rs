@@ -223,22 +223,12 @@ fn a_destination_disk_that_fills_mid_transfer_leaves_the_container_running_here(
     };
     // About 4 MiB of memory that does not compress, through a connection slowed to a byte
     // per write: seconds of transfer to fill the disk in.
-    let prelude = "x=$(head -c 3145728 /dev/urandom | base64); ";
-    let Some((c, _log)) = counter_after("mig-full", prelude) else {
+    let Some((c, _log)) = counter_after("mig-full", &incompressible(3 << 20)) else {
         return;
     };
     let r = bundle_on_same_rootfs(&c, "mig-full2");
     let disk = Tmpfs::mount(h.tmp.path().join("disk"), "64m");
-    let slow = h.tmp.path().join("ssh-slow");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ndd bs=1 status=none | {} \"$@\"\n",
-            h.ssh.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let slow = byte_by_byte_ssh(&h, None);
     let child = spawn_via_files(&mut migrate_command(
         &h,
         &c,

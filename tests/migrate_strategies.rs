@@ -110,8 +110,7 @@ fn post_copy_cut_after_the_switch_leaves_the_frozen_source_to_resume() {
         return;
     };
     // About 16 MiB of memory that must move after the switch, and that does not compress.
-    let prelude = "x=$(head -c 12582912 /dev/urandom | base64); ";
-    let Some((c, _log)) = counter_after("mig-pcc", prelude) else {
+    let Some((c, _log)) = counter_after("mig-pcc", &incompressible(12 << 20)) else {
         return;
     };
     let r = bundle_on_same_rootfs(&c, "mig-pcc2");

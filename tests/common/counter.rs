@@ -48,6 +48,12 @@ pub fn counter(name: &str) -> Option<(Ctr, PathBuf)> {
     counter_after(name, "")
 }
 
+/// A counter prelude that holds about 4/3 × `bytes` of memory that does not compress (random
+/// bytes in base64, in a shell variable): memory whose transfer takes time.
+pub fn incompressible(bytes: u64) -> String {
+    format!("x=$(head -c {bytes} /dev/urandom | base64); ")
+}
+
 /// A counter container whose script runs `prelude` (shell commands) first.
 pub fn counter_after(name: &str, prelude: &str) -> Option<(Ctr, PathBuf)> {
     let c = Ctr::new(name)?;

@@ -67,20 +67,30 @@ pub fn stayed_here(c: &Ctr, r: &Ctr, out: &std::process::Output, what: &str) {
     );
 }
 
-/// An ssh (for `--ssh`) whose connection ends after `bytes` sent to the destination (dd
-/// passes on each byte as it comes; head would hold them back).
+/// An ssh (for `--ssh`) whose connection ends after `bytes` sent to the destination.
 pub fn cut_ssh(h: &TwoHosts, bytes: u64) -> std::path::PathBuf {
-    let cut = h.tmp.path().join(format!("ssh-cut-{bytes}"));
+    byte_by_byte_ssh(h, Some(bytes))
+}
+
+/// An ssh (for `--ssh`) that passes what goes to the destination on a byte per write (dd
+/// passes each byte as it comes; head would hold them back): slowed to seconds per MB, and
+/// cut after `count` bytes if given.
+pub fn byte_by_byte_ssh(h: &TwoHosts, count: Option<u64>) -> std::path::PathBuf {
+    let (name, limit) = match count {
+        Some(n) => (format!("ssh-cut-{n}"), format!(" count={n}")),
+        None => ("ssh-slow".to_string(), String::new()),
+    };
+    let path = h.tmp.path().join(name);
     std::fs::write(
-        &cut,
+        &path,
         format!(
-            "#!/bin/sh\ndd bs=1 count={bytes} status=none | {} \"$@\"\n",
+            "#!/bin/sh\ndd bs=1{limit} status=none | {} \"$@\"\n",
             h.ssh.display()
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    cut
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
 }
 
 /// `r` (the destination) counts on, in its log `dest.log`, from the number after the last
