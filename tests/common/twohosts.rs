@@ -173,6 +173,11 @@ impl TwoHosts {
     /// Watches, until [`PortWatch::new_ones`], for TCP sockets listening in either "host"
     /// or in this test's own namespace (where the migrating lcr and its CRIU run) that were
     /// not listening when it began.
+    ///
+    /// Every CRIU process that finds no kerndat cache (here /run is not a tmpfs, so CRIU
+    /// never keeps one) probes TCP repair with a listener on 127.0.0.1 that connects to
+    /// itself and closes within microseconds. Such a loopback listener counts only when
+    /// two samples see it; any other address counts at the first sight.
     pub fn watch_ports(&self) -> PortWatch {
         let namespaces = [
             None,
@@ -194,28 +199,43 @@ impl TwoHosts {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut seen = std::collections::BTreeSet::new();
+            let mut sightings = std::collections::BTreeMap::<String, u32>::new();
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                seen.extend(all().difference(&before).cloned());
+                for new in all().difference(&before) {
+                    *sightings.entry(new.clone()).or_default() += 1;
+                }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            seen
+            sightings
+                .into_iter()
+                .filter(|(a, seen)| *seen > 1 || !is_loopback(a))
+                .map(|(a, _)| a)
+                .collect()
         });
         PortWatch { stop, thread }
     }
 }
 
+/// Whether a "namespace: address:port" entry listens on a loopback address only.
+fn is_loopback(entry: &str) -> bool {
+    let addr = entry.rsplit(": ").next().unwrap_or_default();
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// See [`TwoHosts::watch_ports`].
 pub struct PortWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<std::collections::BTreeSet<String>>,
+    thread: std::thread::JoinHandle<Vec<String>>,
 }
 
 impl PortWatch {
     /// The listening sockets that appeared meanwhile ("namespace: address").
     pub fn new_ones(self) -> Vec<String> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap().into_iter().collect()
+        self.thread.join().unwrap()
     }
 }
 
