@@ -668,6 +668,105 @@ fn restore_runs_the_restore_bundles_hooks_with_the_new_state() {
     }
 }
 
+/// lcr freezes the container once CRIU has started and is ready to collect it (CRIU's
+/// `pre-dump`), not before: CRIU's start (its kernel probes, tens of ms) is no downtime.
+/// CRIU's own log says when it reached `pre-dump`; lcr froze no sooner, and the restore
+/// counts on from the frozen instant.
+fn the_container_runs_on_while_criu_starts_and_is_frozen_once_criu_collects_it() {
+    let Some((c, log)) = counter("cr-late") else {
+        return;
+    };
+    let img = c.tmp.path().join("img");
+    let out = checkpoint(&c, &img, &["--print-stats"]);
+    assert_success(&out);
+    let stats = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lcr_ms: u64 = stats
+        .split(" ms after CRIU started")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no freeze after CRIU's start said: {stats}"));
+    // "(00.041234) Running pre-dump scripts": seconds since CRIU began its log.
+    let dump_log = read(img.join("dump.log"));
+    let criu_ms = dump_log
+        .lines()
+        .find(|l| l.contains("Running pre-dump scripts"))
+        .and_then(|l| l.trim_start_matches('(').split(')').next())
+        .and_then(|t| t.parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as u64)
+        .expect("CRIU's log has its pre-dump");
+    assert!(criu_ms > 0, "{criu_ms}");
+    assert!(
+        lcr_ms >= criu_ms,
+        "lcr froze {lcr_ms} ms after CRIU started, CRIU reached pre-dump at {criu_ms} ms"
+    );
+    let at_dump = count(&c);
+    let before = lines(&log);
+    let r = Ctr::new("cr-late2").unwrap();
+    r.host_dir();
+    let log2 = r.tmp.path().join("app2.log");
+    restore_into(&c, &r, &img, &log2);
+    wait_until("restored counting", || count(&r) > at_dump + 2);
+    assert_eq!(lines(&log2)[0].0, before.last().unwrap().0 + 1);
+    r.ok(&["delete", "--force", &r.id]);
+}
+
+/// CRIU locks a container's network during its dump and restore (taking the rules out costs
+/// tens of ms of downtime): lcr asks for no lock when no peer can tell, which the images
+/// keep for the restore. A listening socket keeps the lock; a dump that leaves the tree
+/// running needs none.
+fn the_network_is_locked_only_where_a_socket_could_tell() {
+    let Some(c) = counter_bundle("cr-lock") else {
+        return;
+    };
+    let lock_of = |c: &Ctr, img: &Path| -> String {
+        let i: serde_json::Value =
+            serde_json::from_str(&c.ok(&["image", "inspect", "--json", img.to_str().unwrap()]))
+                .unwrap();
+        i["isolation"]["network_lock"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    start_counting(&c);
+    let img = c.tmp.path().join("img-alive");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    assert_eq!(lock_of(&c, &img), "skip", "the tree was left running");
+    let img = c.tmp.path().join("img-quiet");
+    assert_success(&checkpoint(&c, &img, &[]));
+    assert_eq!(lock_of(&c, &img), "skip", "no socket in the namespace");
+
+    let Some(l) = Ctr::new("cr-lock-listen") else {
+        return;
+    };
+    grant_net_admin(&l);
+    l.args("ip link set lo up; nc -l -p 5555 -e cat");
+    l.run_detached();
+    // busybox's nc listens on IPv6's any address (IPv4 too, through it).
+    let listening = |c: &Ctr| {
+        let p = c.pid();
+        let tables = read(format!("/proc/{p}/net/tcp")) + &read(format!("/proc/{p}/net/tcp6"));
+        // Port 5555, state 0A (LISTEN).
+        tables
+            .lines()
+            .any(|l| l.contains(":15B3 ") && l.contains(" 0A "))
+    };
+    wait_until("the listener", || listening(&l));
+    let img = l.tmp.path().join("img-listen");
+    assert_success(&checkpoint(&l, &img, &[]));
+    let method = lock_of(&l, &img);
+    assert!(
+        method == "iptables" || method == "nftables",
+        "a listener keeps the lock: {method}"
+    );
+    // Restored with that lock, the listener is there again.
+    let r = Ctr::new("cr-lock-listen2").unwrap();
+    grant_net_admin(&r);
+    assert_success(&r.lcr(&r.restore_args(&img, &[])));
+    wait_until("the restored listener", || listening(&r));
+    r.ok(&["delete", "--force", &r.id]);
+}
+
 lcr_test_harness::tests!(
     a_restored_container_counts_on_under_a_new_id_and_cgroup,
     leave_running_keeps_the_container_and_two_restores_run_side_by_side,
@@ -682,4 +781,6 @@ lcr_test_harness::tests!(
     a_terminal_container_is_restored_through_a_console_socket,
     stdio_pipes_are_reconnected_to_the_restores_pipes,
     restore_runs_the_restore_bundles_hooks_with_the_new_state,
+    the_container_runs_on_while_criu_starts_and_is_frozen_once_criu_collects_it,
+    the_network_is_locked_only_where_a_socket_could_tell,
 );

@@ -185,7 +185,13 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
             .as_ref()
             .map_or("criu wrote no statistics".into(), dump_stats_text);
         if let Some(us) = report.lcr_freeze_us {
-            text.push_str(&format!("\nlcr froze the container first in {us} us"));
+            text.push_str(&format!("\nlcr froze the container in {us} us"));
+            if let Some(d) = report.criu_ran_before_freeze {
+                text.push_str(&format!(
+                    ", {} ms after CRIU started (the container ran meanwhile)",
+                    d.as_millis()
+                ));
+            }
         }
         // Standard output may be the archive.
         if a.export.as_deref() == Some(std::path::Path::new("-")) {

@@ -221,8 +221,8 @@ fn print_report(r: &Report, json: bool, stats: bool) -> anyhow::Result<()> {
             );
         }
         println!(
-            "{}: downtime {} ms (freeze {:.1} ms, dump {} ms, images {} ms, restore {} ms){after}, total {} ms, {} bytes sent",
-            r.strategy, r.downtime_ms, r.freeze_us as f64 / 1000.0, r.dump_ms, r.transfer_ms, r.restore_ms, r.total_ms, r.bytes_sent
+            "{}: downtime {} ms (freeze {:.1} ms, dump {} ms, images {} ms, restore {} ms; CRIU's start before the freeze {} ms){after}, total {} ms, {} bytes sent",
+            r.strategy, r.downtime_ms, r.freeze_us as f64 / 1000.0, r.dump_ms, r.transfer_ms, r.restore_ms, r.criu_start_ms, r.total_ms, r.bytes_sent
         );
     }
     Ok(())

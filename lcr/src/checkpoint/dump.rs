@@ -90,7 +90,7 @@ impl CheckpointOpts {
     }
 
     /// Whether CRIU leaves the tree alive after the dump (else it kills it).
-    fn criu_leaves_running(&self) -> bool {
+    pub(super) fn criu_leaves_running(&self) -> bool {
         self.leave_running || self.pre_dump || self.hold || self.export.is_some()
     }
 }
@@ -99,9 +99,11 @@ pub struct CheckpointReport {
     pub image_dir: PathBuf,
     pub record: Record,
     pub stats: Option<DumpStats>,
-    /// How long lcr took to freeze the container itself, when it did (before CRIU, which
-    /// then finds it frozen: see `CheckpointOpts::freezes`).
+    /// How long lcr took to freeze the container itself, when it did (at CRIU's `pre-dump`,
+    /// CRIU then finding it frozen: see `Frozen::freeze`).
     pub lcr_freeze_us: Option<u64>,
+    /// How long CRIU had run when lcr froze the container (its start is no downtime).
+    pub criu_ran_before_freeze: Option<std::time::Duration>,
 }
 
 /// Where the checkpoint goes and what it covers, found before anything is touched.
@@ -138,8 +140,8 @@ pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
     let id = container.id().to_string();
     let plan = prepare(&container, &opts)?;
     let frozen = Frozen::hold(container, opts.hand_over.clone())?;
-    let result = save_files(&frozen, &plan, &opts).and_then(|()| dump(&frozen, &plan, &mut opts));
-    let (record, stats) = match result {
+    let result = dump(&frozen, &plan, &mut opts);
+    let (record, stats, criu_ran_before_freeze) = match result {
         Ok(r) => r,
         Err(e) => {
             remove_partial_images(&plan.image_dir, &plan.existing);
@@ -152,7 +154,7 @@ pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
         }
     };
     let images = std::mem::replace(&mut opts.images, ImageDir::At(PathBuf::new()));
-    let lcr_freeze_us = frozen.froze_in.map(|d| d.as_micros() as u64);
+    let lcr_freeze_us = frozen.froze_in().map(|d| d.as_micros() as u64);
     Ok(Dumped {
         frozen,
         report: CheckpointReport {
@@ -160,6 +162,7 @@ pub fn begin(container: Container, mut opts: CheckpointOpts) -> Result<Dumped> {
             record,
             stats,
             lcr_freeze_us,
+            criu_ran_before_freeze,
         },
         export: opts.export.take(),
         keeps_running: opts.leave_running || opts.pre_dump,
@@ -224,8 +227,10 @@ fn prepare(container: &Container, opts: &CheckpointOpts) -> Result<Plan> {
     })
 }
 
-/// What CRIU does not save: the rootfs changes and the bind-mount contents, if asked for.
-fn save_files(frozen: &Frozen, plan: &Plan, opts: &CheckpointOpts) -> Result<()> {
+/// Freezes the container and saves what CRIU does not: the rootfs changes and the
+/// bind-mount contents, if asked for, at the instant of its memory.
+fn hold_still(frozen: &Frozen, plan: &Plan, opts: &CheckpointOpts) -> Result<()> {
+    frozen.freeze()?;
     let container = frozen.container();
     if opts.with_rootfs_diff {
         let base = crate::rootfs::diff::Baseline::load(container.dir()).ok_or_else(|| Error::Option {
@@ -255,7 +260,7 @@ fn dump(
     frozen: &Frozen,
     plan: &Plan,
     opts: &mut CheckpointOpts,
-) -> Result<(Record, Option<DumpStats>)> {
+) -> Result<(Record, Option<DumpStats>, Option<std::time::Duration>)> {
     let container = frozen.container();
     let (mut request, external_namespaces) =
         dump_request::dump_options(container, frozen.cgroup(), plan, opts)?;
@@ -272,6 +277,7 @@ fn dump(
     } else {
         RequestKind::Dump
     };
+    let criu_started = std::time::Instant::now();
     let mut session = opts.settings.criu.session(Some(&mut request))?;
     let version = match session.require_supported() {
         Ok(v) => v,
@@ -289,8 +295,21 @@ fn dump(
     final_record.provisional = false;
     let mut order = Vec::new();
     let mut on_images = opts.on_images.take();
+    // A pre-dump sends no `pre-dump`: it is held from the start.
+    let mut held = false;
+    if opts.pre_dump {
+        hold_still(frozen, plan, opts)?;
+        held = true;
+    }
+    let opts: &CheckpointOpts = opts;
     let mut handler = |n: &mut Notify| {
         order.push(n.script.clone());
+        // CRIU is ready to collect the tree; at `post-dump` it has frozen the tree itself,
+        // should it not have said `pre-dump` first.
+        if !held && (n.script == "pre-dump" || n.script == "post-dump") {
+            hold_still(frozen, plan, opts).map_err(|e| e.to_string())?;
+            held = true;
+        }
         if n.script == "post-dump" {
             final_record
                 .write(&plan.image_dir)
@@ -310,7 +329,10 @@ fn dump(
     record.stats = stats.clone();
     record.provisional = false;
     record.write(&plan.image_dir)?;
-    Ok((record, stats))
+    let ran_before_freeze = frozen
+        .frozen_at()
+        .map(|t| t.saturating_duration_since(criu_started));
+    Ok((record, stats, ran_before_freeze))
 }
 
 /// lcr's record of the checkpoint, provisional until CRIU has finished.

@@ -49,6 +49,9 @@ pub(super) fn dump_options(
     }
     let (mut request, external_namespaces) = external_namespaces(container, request)?;
     request = opts.settings.apply(request);
+    if !super::network_lock::needed(container.state.pid, opts) {
+        request = request.network_lock_skip();
+    }
     if let Some(file) = super::settings::criu_config_file(&container.spec)? {
         request = request.config_file(file);
     }

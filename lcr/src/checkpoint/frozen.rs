@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::cgroups::Cgroup;
 use crate::container::{self, Container};
@@ -21,8 +22,8 @@ pub struct Frozen {
     thaw: bool,
     marker: PathBuf,
     hand_over: HandOver,
-    /// How long lcr's own freeze took (when it froze the container itself).
-    pub(super) froze_in: Option<std::time::Duration>,
+    /// How long lcr's own freeze took, once it froze the container itself.
+    froze_in: OnceLock<Duration>,
 }
 
 /// Whether another host may be running the container now: shared between a checkpoint that
@@ -35,6 +36,8 @@ pub struct HandOver {
     elsewhere: Arc<AtomicBool>,
     /// The recovery marker of the container held, once the checkpoint holds it.
     marker: Arc<Mutex<Option<PathBuf>>>,
+    /// When the checkpoint froze the container: a migration's downtime starts there.
+    frozen_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl HandOver {
@@ -55,15 +58,17 @@ impl HandOver {
     pub fn elsewhere(&self) -> bool {
         self.elsewhere.load(Ordering::SeqCst)
     }
+
+    /// When the checkpoint froze the container (`None` before, or if it was paused already).
+    pub fn frozen_at(&self) -> Option<Instant> {
+        self.frozen_at.lock().ok().and_then(|t| *t)
+    }
 }
 
 impl Frozen {
-    /// Takes the container into the checkpoint and freezes it now (if it runs): its files
-    /// are saved at the instant its memory is, an export or a migration holds it still until
-    /// a commit, and CRIU, finding the cgroup frozen, skips its own freeze. lcr waits for
-    /// the freezer in 1 ms steps (about 1 ms for a small container here); CRIU's own freeze
-    /// polls in 100 ms steps (about 100 ms of downtime for nothing, measured with
-    /// `checkpoint --print-stats`).
+    /// Takes the container into the checkpoint, still running: [`Frozen::freeze`] stops it
+    /// once CRIU is ready to collect it, so that CRIU's own start (its kernel probes, some
+    /// 50 to 90 ms here, where /run is no tmpfs to cache them) is not downtime.
     pub(super) fn hold(c: Container, hand_over: HandOver) -> Result<Self> {
         let running = c.status() == container::Status::Running;
         let cgroup = c.cgroup()?;
@@ -74,20 +79,43 @@ impl Frozen {
                 *m = Some(marker.clone());
             }
         }
-        let mut me = Self {
+        Ok(Self {
             container: Some(c),
             cgroup,
             thaw: running,
             marker,
             hand_over,
-            froze_in: None,
-        };
-        if running {
-            let started = std::time::Instant::now();
-            me.cgroup.freeze()?;
-            me.froze_in = Some(started.elapsed());
+            froze_in: OnceLock::new(),
+        })
+    }
+
+    /// Freezes the container now, if it runs and is not frozen yet: its files are saved at
+    /// the instant its memory is, an export or a migration holds it still until a commit,
+    /// and CRIU, finding the cgroup frozen, skips its own freeze. lcr waits for the freezer
+    /// in 1 ms steps (about 1 ms for a small container here); CRIU's own freeze polls in
+    /// 100 ms steps (about 100 ms of downtime for nothing, measured with `checkpoint
+    /// --print-stats`).
+    pub(super) fn freeze(&self) -> Result<()> {
+        if !self.thaw || self.froze_in.get().is_some() {
+            return Ok(());
         }
-        Ok(me)
+        let started = Instant::now();
+        if let Ok(mut t) = self.hand_over.frozen_at.lock() {
+            *t = Some(started);
+        }
+        self.cgroup.freeze()?;
+        let _ = self.froze_in.set(started.elapsed());
+        Ok(())
+    }
+
+    /// When lcr froze the container, if it did.
+    pub(super) fn frozen_at(&self) -> Option<Instant> {
+        self.froze_in.get().and(self.hand_over.frozen_at())
+    }
+
+    /// How long lcr's own freeze took, if it froze the container.
+    pub(super) fn froze_in(&self) -> Option<Duration> {
+        self.froze_in.get().copied()
     }
 
     pub fn container(&self) -> &Container {

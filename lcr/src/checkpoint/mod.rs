@@ -11,6 +11,7 @@ mod frozen;
 mod images;
 mod isolation;
 mod mounts;
+mod network_lock;
 mod page_server;
 mod preflight;
 mod restore;

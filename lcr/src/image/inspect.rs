@@ -157,6 +157,7 @@ fn render_summary(i: &Inspection, s: &mut String) {
             if let Some(t) = iso.threads.first() {
                 line("Credentials", credentials(t));
             }
+            line("Network lock", network_lock(&iso.network_lock));
         }
         None => line(
             "Namespaces",
@@ -186,6 +187,14 @@ fn render_summary(i: &Inspection, s: &mut String) {
     );
     if !c.volumes.is_empty() {
         line("Volumes", c.volumes.join(", "));
+    }
+}
+
+/// How the restore locks the container's network (the dump's method, which CRIU keeps).
+fn network_lock(method: &str) -> String {
+    match method {
+        "skip" => "none (no inet socket, or the dump left the tree alive)".into(),
+        m => format!("{m}, during the dump and the restore"),
     }
 }
 

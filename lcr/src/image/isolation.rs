@@ -63,6 +63,9 @@ pub struct Isolation {
     pub host_namespaces: Vec<String>,
     /// Every live thread's credentials.
     pub threads: Vec<ThreadCreds>,
+    /// How CRIU locked the network during the dump, and will during the restore (the
+    /// inventory's method): `iptables`, `nftables` or `skip`.
+    pub network_lock: String,
 }
 
 impl Isolation {
@@ -71,6 +74,7 @@ impl Isolation {
         let inventory: Inventory_entry = c
             .first("inventory.img")
             .ok_or("inventory.img is not readable")?;
+        let network_lock = network_lock_name(&inventory);
         let root_ids = inventory
             .root_ids
             .into_option()
@@ -84,7 +88,10 @@ impl Isolation {
             .first::<Seccomp_entry>("seccomp.img")
             .map(|e| e.seccomp_filters)
             .unwrap_or_default();
-        let mut iso = Isolation::default();
+        let mut iso = Isolation {
+            network_lock,
+            ..Isolation::default()
+        };
         let mut host = std::collections::BTreeSet::new();
         for p in &tree {
             let pid = p.pid();
@@ -126,6 +133,17 @@ impl Isolation {
             }
         }
         Ok(iso)
+    }
+}
+
+/// The inventory's network lock method by CRIU's name (its `NETWORK_LOCK_METHOD`); images
+/// of a CRIU before the field restore with iptables.
+fn network_lock_name(inventory: &Inventory_entry) -> String {
+    match inventory.network_lock_method {
+        None | Some(0) => "iptables".into(),
+        Some(1) => "nftables".into(),
+        Some(2) => "skip".into(),
+        Some(n) => format!("unknown ({n})"),
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Report {
     pub freeze_us: u64,
     pub criu_freezing_us: u64,
     pub criu_frozen_us: u64,
+    /// CRIU's start before the freeze (the container still running: no downtime).
+    pub criu_start_ms: u64,
     /// From the freeze to the images being complete.
     pub dump_ms: u64,
     /// Sending the images but the memory (stop-copy: after the dump; post-copy: within it).
@@ -336,7 +338,8 @@ fn held_dump(
 }
 
 /// Until the receiver reports the container running (its pid there), the restore asked
-/// for at `restore_at` and the container frozen since `frozen_at`. Its refusal takes the
+/// for at `restore_at` and the dump begun at `began` (the container frozen since, or since
+/// CRIU was ready to collect it: [`HandingOver::frozen_since`]). Its refusal takes the
 /// hand-over back (the copy here thaws with its dump); anything else leaves the copy here
 /// frozen, undecided. `pages_may_end`: the receiver's end of a lazy page connection may
 /// close before the restore has returned there (`PagesEnd`: only `PagesArrived` says
@@ -346,7 +349,7 @@ fn await_running(
     link: &Link,
     handing: &HandingOver,
     pages_may_end: bool,
-    (frozen_at, restore_at): (Instant, Instant),
+    (began, restore_at): (Instant, Instant),
     report: &mut Report,
 ) -> Result<i32> {
     let pid = loop {
@@ -369,7 +372,7 @@ fn await_running(
         }
     };
     report.restore_ms = ms(restore_at.elapsed());
-    report.downtime_ms = ms(frozen_at.elapsed());
+    report.downtime_ms = ms(handing.frozen_since(began).elapsed());
     report.dest_pid = pid;
     Ok(pid)
 }
@@ -399,6 +402,13 @@ impl HandingOver {
         }
     }
 
+    /// When the container was frozen, for a dump begun at `began`: lcr freezes it once
+    /// CRIU has started and is ready to collect it (a paused container, frozen before,
+    /// counts from `began`).
+    fn frozen_since(&self, began: Instant) -> Instant {
+        self.flag.frozen_at().unwrap_or(began)
+    }
+
     /// What the checkpoint is told (`CheckpointOpts::hand_over`).
     fn flag(&self) -> HandOver {
         self.flag.clone()
@@ -425,6 +435,12 @@ impl HandingOver {
 }
 
 impl Report {
+    /// The dump that began at `began`, the container frozen at `frozen`, has ended.
+    fn dump_times(&mut self, began: Instant, frozen: Instant) {
+        self.criu_start_ms = ms(frozen.saturating_duration_since(began));
+        self.dump_ms = ms(frozen.elapsed());
+    }
+
     /// The freeze times of the dump.
     fn add_freeze(&mut self, dumped: &Dumped) {
         let r = dumped.report();

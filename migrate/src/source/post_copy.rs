@@ -32,7 +32,7 @@ struct Dumping {
     events: Receiver<Event>,
     thread: std::thread::JoinHandle<()>,
     handing: HandingOver,
-    frozen_at: Instant,
+    began: Instant,
 }
 
 pub(super) fn run(
@@ -79,7 +79,7 @@ fn start_dump(container: Container, req: &Request, link: &mut Link) -> Result<Du
         Ok(())
     }));
     (req.progress)("freeze, dump all but the memory, send the images");
-    let frozen_at = Instant::now();
+    let began = Instant::now();
     let thread = std::thread::spawn(move || {
         let _ = tx.send(Event::Dumped(Box::new(lcr::checkpoint::begin(
             container, opts,
@@ -89,7 +89,7 @@ fn start_dump(container: Container, req: &Request, link: &mut Link) -> Result<Du
         events,
         thread,
         handing,
-        frozen_at,
+        began,
     })
 }
 
@@ -99,7 +99,8 @@ fn images_sent(dumping: &Dumping, report: &mut Report) -> Result<()> {
     match dumping.events.recv() {
         Ok(Event::RestoreAsked { images_ms }) => {
             report.transfer_ms = images_ms;
-            report.dump_ms = ms(dumping.frozen_at.elapsed()).saturating_sub(images_ms);
+            report.dump_times(dumping.began, dumping.handing.frozen_since(dumping.began));
+            report.dump_ms = report.dump_ms.saturating_sub(images_ms);
             Ok(())
         }
         Ok(Event::Dumped(r)) => {
@@ -123,7 +124,7 @@ fn running_there(
     report: &mut Report,
 ) -> Result<i32> {
     (req.progress)("restoring there");
-    let times = (dumping.frozen_at, Instant::now());
+    let times = (dumping.began, Instant::now());
     let pid =
         await_running(req, link, &dumping.handing, true, times, report).inspect_err(|_| {
             // The dump ends: refused, the copy here thaws with it; else it stays frozen.

@@ -23,10 +23,10 @@ pub(super) fn run(
     let (opts, handing) = held_dump(req, link, &container, images, false, parent_round)?;
 
     (req.progress)("freeze and dump");
-    let frozen_at = Instant::now();
+    let began = Instant::now();
     let dumped = lcr::checkpoint::begin(container, opts).map_err(|e| dump_failed(req, link, e))?;
     pages_done(req, link)?;
-    report.dump_ms = ms(frozen_at.elapsed());
+    report.dump_times(began, handing.frozen_since(began));
     report.add_freeze(&dumped);
 
     (req.progress)("sending the images");
@@ -39,7 +39,7 @@ pub(super) fn run(
     handing.ask_restore(&link.sender())?;
     // On an error the dump is dropped: refused, it thaws; undecided, the hand-over keeps it
     // frozen.
-    let times = (frozen_at, restore_at);
+    let times = (began, restore_at);
     let pid = await_running(req, link, &handing, false, times, &mut report)?;
     finish(dumped, req, link, pid)?;
     Ok(report)
