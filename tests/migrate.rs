@@ -76,8 +76,26 @@ fn a_counting_container_moves_and_counts_on_there() {
     // The same rootfs and the same /host (shared storage), another cgroup and state root.
     let r = bundle_on_same_rootfs(&c, "mig-sc2");
     let ports = h.watch_ports();
-    let out = migrate(&h, &c, &r, &["--print-stats"]);
+    // On a terminal, as a user runs it: the phases are shown as they come.
+    let (out, shown) = output_on_a_terminal(&mut migrate_command(
+        &h,
+        &c,
+        (&r.root, &r.id),
+        &r.bundle,
+        &["--print-stats"],
+    ));
     let opened = ports.new_ones();
+    for phase in [
+        "pre-flight",
+        "freeze and dump",
+        "sending the images",
+        "restoring there",
+    ] {
+        assert!(
+            shown.contains(phase),
+            "no {phase:?} on the terminal: {shown:?}"
+        );
+    }
     assert!(
         out.status.success(),
         "{}
@@ -111,6 +129,12 @@ fn a_failed_or_refused_destination_leaves_the_container_running_here() {
     let out = migrate(&h, &c, &r, &[]);
     stayed_here(&c, &r, &out, "failed restore");
     assert!(stderr(&out).contains("/host"), "{}", stderr(&out));
+    // Not on a terminal: no progress display, only what is said.
+    assert!(
+        !stderr(&out).contains("freeze and dump"),
+        "{}",
+        stderr(&out)
+    );
 
     // The id is taken there: refused before the container is touched.
     let r = bundle_on_same_rootfs(&c, "mig-flt3");

@@ -49,9 +49,12 @@ impl Containerd {
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        // containerd keeps a task checkpoint's images in a temporary directory of its own
+        // (`ctrd-checkpoint*`) and leaves it: here it goes with the test's directory.
         let daemon = Command::new("containerd")
             .arg("--config")
             .arg(&config)
+            .env("TMPDIR", dir.path())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())

@@ -107,3 +107,42 @@ pub fn counts_on_there(r: &Ctr, log: &Path) {
         "the count did not go on from where it stopped"
     );
 }
+
+/// Runs `cmd` with its stderr on a terminal (a pty made here, as an interactive user's) and
+/// its stdout in a file: the output, and everything the terminal was shown.
+pub fn output_on_a_terminal(cmd: &mut std::process::Command) -> (std::process::Output, String) {
+    use std::io::Read;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let out = tempfile::tempfile().unwrap();
+    let child = cmd
+        .stdout(out.try_clone().unwrap())
+        .stderr(std::process::Stdio::from(pty.slave))
+        .env("TERM", "xterm")
+        .spawn();
+    // The command holds the terminal's other end until told otherwise: the reading below
+    // ends when the last process holding it has gone.
+    cmd.stderr(std::process::Stdio::null());
+    let mut child = child.unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let shown = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A terminal whose other end closed reads as EIO, not as the end of a file.
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let status = child.wait().unwrap();
+    let shown = shown.join().unwrap();
+    let mut stdout = Vec::new();
+    let mut out = out;
+    std::io::Seek::rewind(&mut out).unwrap();
+    out.read_to_end(&mut stdout).unwrap();
+    let output = std::process::Output {
+        status,
+        stdout,
+        stderr: shown.clone().into_bytes(),
+    };
+    (output, shown)
+}
