@@ -137,6 +137,18 @@ fn leave_running_keeps_the_container_and_two_restores_run_side_by_side() {
         assert_ne!(r.pid(), c.pid());
     }
     assert_ne!(a.cgroup, b.cgroup);
+
+    // A paused container is checkpointed as it is and stays paused: lcr has nothing to
+    // freeze, and nothing to thaw afterwards.
+    c.ok(&["pause", &c.id]);
+    let paused_at = count(&c);
+    let img = c.tmp.path().join("img-paused");
+    assert_success(&checkpoint(&c, &img, &["--leave-running"]));
+    assert_eq!(c.state()["status"], "paused");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(&c), paused_at, "a paused container counted");
+    c.ok(&["resume", &c.id]);
+    wait_until("counting after resume", || count(&c) > paused_at + 2);
 }
 
 fn a_bind_mount_is_remapped_to_the_restore_bundles_source() {

@@ -65,6 +65,9 @@ pub fn lock_wait() -> Duration {
 
 const TRASH_MARK: &str = " deleting ";
 
+/// A new container's directory before it is renamed into place: `<id> creating <pid>`.
+const CREATING_MARK: &str = " creating ";
+
 /// The name a container's directory is renamed to while it is removed: `<id> deleting <pid>`
 /// (a space: never a container id, so never listed or loaded).
 pub(crate) fn trash_name(id: &str) -> String {
@@ -92,7 +95,11 @@ impl Store {
         self.root.join(id)
     }
 
-    /// Makes the directory of a new container and locks it; fails if the id is taken.
+    /// Makes the directory of a new container and locks it; fails if the id is taken. The
+    /// directory is made under another name with its lock file locked, then renamed into
+    /// place: no lcr ever sees it without a lock (which it would take for one abandoned by
+    /// an lcr killed between the two), and one killed before the rename leaves only the
+    /// staging directory, which the next `create` sweeps away.
     pub fn create(&self, id: &str) -> Result<(PathBuf, Lock)> {
         validate_id(id)?;
         self.sweep_trash();
@@ -102,26 +109,41 @@ impl Store {
             .create(&self.root)
             .ctx(|| format!("create state root {}", self.root.display()))?;
         let dir = self.dir(id);
-        match fs::DirBuilder::new().mode(0o711).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if !self.remove_if_abandoned(id) {
-                    return Err(Error::Exists(id.to_string()));
-                }
-                fs::DirBuilder::new()
-                    .mode(0o711)
-                    .create(&dir)
-                    .map_err(|_| Error::Exists(id.to_string()))?;
-            }
-            Err(e) => return Err(e).ctx(|| format!("create {}", dir.display())),
+        if dir.exists() && !self.remove_if_abandoned(id) {
+            return Err(Error::Exists(id.to_string()));
         }
-        match self.lock(id) {
-            Ok(l) => Ok((dir, l)),
-            Err(e) => {
-                let _ = crate::fsutil::remove_tree(&dir);
-                Err(e)
-            }
+        let staging = self
+            .root
+            .join(format!("{id}{CREATING_MARK}{}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&staging)
+            .ctx(|| format!("create {}", staging.display()))?;
+        let locked = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(staging.join("lock"))
+            .map_err(|cause| Error::Io {
+                context: format!("lock {}", staging.display()),
+                cause,
+            })
+            .and_then(|f| {
+                Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|(_, cause)| Error::Sys {
+                    context: format!("lock {}", staging.display()),
+                    cause,
+                })
+            });
+        // A directory that another lcr made meanwhile holds its lock file: it is not empty,
+        // and the rename fails instead of replacing it.
+        let placed = locked.and_then(|l| match fs::rename(&staging, &dir) {
+            Ok(()) => Ok(Lock(l)),
+            Err(_) => Err(Error::Exists(id.to_string())),
+        });
+        if placed.is_err() {
+            let _ = crate::fsutil::remove_tree(&staging);
         }
+        placed.map(|l| (dir, l))
     }
 
     /// Locks an existing container's directory, waiting at most [`lock_wait`] for another lcr
@@ -188,10 +210,14 @@ impl Store {
         }
     }
 
-    /// Removes what deletes killed midway left (see [`trash_name`]), once their lcr is gone.
+    /// Removes what deletes and creates killed midway left (see [`trash_name`] and
+    /// [`Store::create`]), once their lcr is gone.
     fn sweep_trash(&self) {
         crate::fsutil::remove_orphans(&self.root, |name| {
-            name.rsplit_once(TRASH_MARK)?.1.parse().ok()
+            let (_, pid) = name
+                .rsplit_once(TRASH_MARK)
+                .or_else(|| name.rsplit_once(CREATING_MARK))?;
+            pid.parse().ok()
         });
     }
 
@@ -203,12 +229,13 @@ impl Store {
         if dir.join(super::STATE_FILE).exists() {
             return false;
         }
-        // No lock file yet (try_lock makes none): another create may be between its mkdir
-        // and its lock.
+        let unrecorded = || !dir.join(super::STATE_FILE).exists();
         match self.try_lock(id) {
-            Ok(_held) => {
-                !dir.join(super::STATE_FILE).exists() && crate::fsutil::remove_tree(&dir).is_ok()
-            }
+            Ok(_held) => unrecorded() && crate::fsutil::remove_tree(&dir).is_ok(),
+            // No lock file (try_lock makes none): no create is midway, since a directory
+            // appears with its lock (see `create`); an older lcr killed between its mkdir and
+            // its lock left it.
+            Err(Error::NotFound(_)) => unrecorded() && crate::fsutil::remove_tree(&dir).is_ok(),
             Err(_) => false,
         }
     }
@@ -264,5 +291,31 @@ mod tests {
         assert!(matches!(s.create("one"), Err(Error::Exists(_))));
         assert!(matches!(s.lock("two"), Err(Error::NotFound(_))));
         assert_eq!(s.ids().unwrap(), vec!["one".to_string()]);
+    }
+
+    /// What an lcr killed midway through `create` leaves never keeps the id: the directory
+    /// is in place locked (its lock goes with the process), or it is the staging directory
+    /// of a process that is gone, or (an older lcr) a directory without a lock file.
+    #[test]
+    fn a_create_killed_midway_leaves_the_id_free() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path().join("root"));
+        let (dir, lock) = s.create("one").unwrap();
+        assert!(dir.join("lock").exists(), "placed with its lock file");
+        assert!(matches!(s.create("one"), Err(Error::Exists(_))), "held");
+        drop(lock);
+        let (_, lock) = s.create("one").unwrap();
+        drop(lock);
+        // A staging directory of a pid that no longer runs (the kernel's pid_max is below
+        // this one), and a lockless directory.
+        let gone = s.root().join(format!("two{CREATING_MARK}4294967295"));
+        fs::create_dir_all(&gone).unwrap();
+        fs::create_dir(s.dir("three")).unwrap();
+        s.create("three").unwrap();
+        assert!(
+            !gone.exists(),
+            "the staging directory of a killed create is swept"
+        );
+        assert!(s.ids().unwrap().is_empty(), "nothing is recorded");
     }
 }
