@@ -22,8 +22,8 @@ pub struct Frozen {
     thaw: bool,
     marker: PathBuf,
     hand_over: HandOver,
-    /// How long lcr's own freeze took, once it froze the container itself.
-    froze_in: OnceLock<Duration>,
+    /// When lcr froze the container itself, and how long the freeze took.
+    froze: OnceLock<(Instant, Duration)>,
 }
 
 /// Whether another host may be running the container now: shared between a checkpoint that
@@ -85,7 +85,7 @@ impl Frozen {
             thaw: running,
             marker,
             hand_over,
-            froze_in: OnceLock::new(),
+            froze: OnceLock::new(),
         })
     }
 
@@ -96,26 +96,26 @@ impl Frozen {
     /// 100 ms steps (about 100 ms of downtime for nothing, measured with `checkpoint
     /// --print-stats`).
     pub(super) fn freeze(&self) -> Result<()> {
-        if !self.thaw || self.froze_in.get().is_some() {
+        if !self.thaw || self.froze.get().is_some() {
             return Ok(());
         }
         let started = Instant::now();
+        self.cgroup.freeze()?;
+        let _ = self.froze.set((started, started.elapsed()));
         if let Ok(mut t) = self.hand_over.frozen_at.lock() {
             *t = Some(started);
         }
-        self.cgroup.freeze()?;
-        let _ = self.froze_in.set(started.elapsed());
         Ok(())
     }
 
     /// When lcr froze the container, if it did.
     pub(super) fn frozen_at(&self) -> Option<Instant> {
-        self.froze_in.get().and(self.hand_over.frozen_at())
+        self.froze.get().map(|(at, _)| *at)
     }
 
     /// How long lcr's own freeze took, if it froze the container.
     pub(super) fn froze_in(&self) -> Option<Duration> {
-        self.froze_in.get().copied()
+        self.froze.get().map(|(_, took)| *took)
     }
 
     pub fn container(&self) -> &Container {

@@ -74,6 +74,54 @@ pub(crate) fn trash_name(id: &str) -> String {
     format!("{id}{TRASH_MARK}{}", std::process::id())
 }
 
+/// [`Store::acquire`] of the lock file in `dir`, container `id`'s directory or the one
+/// [`Store::create`] makes for it.
+fn acquire_in(dir: &Path, id: &str, wait: Duration, create: bool) -> Result<Lock> {
+    let path = dir.join("lock");
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut f = fs::OpenOptions::new()
+            .create(create)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
+                _ => Error::Io {
+                    context: format!("lock {}", dir.display()),
+                    cause: e,
+                },
+            })?;
+        let locked = loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => break l,
+                Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    f = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Err(Error::Busy {
+                        id: id.to_string(),
+                        waited: wait,
+                    })
+                }
+                Err((_, e)) => {
+                    return Err(Error::Sys {
+                        context: format!("lock {}", dir.display()),
+                        cause: e,
+                    })
+                }
+            }
+        };
+        if same_file(&locked, &path) {
+            return Ok(Lock(locked));
+        }
+        if !dir.exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+    }
+}
+
 /// Whether the open `file` is still the file at `path`.
 fn same_file(file: &fs::File, path: &Path) -> bool {
     match (file.metadata(), fs::metadata(path)) {
@@ -119,25 +167,11 @@ impl Store {
             .mode(0o711)
             .create(&staging)
             .ctx(|| format!("create {}", staging.display()))?;
-        let locked = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(staging.join("lock"))
-            .map_err(|cause| Error::Io {
-                context: format!("lock {}", staging.display()),
-                cause,
-            })
-            .and_then(|f| {
-                Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|(_, cause)| Error::Sys {
-                    context: format!("lock {}", staging.display()),
-                    cause,
-                })
-            });
+        let locked = acquire_in(&staging, id, Duration::ZERO, true);
         // A directory that another lcr made meanwhile holds its lock file: it is not empty,
         // and the rename fails instead of replacing it.
         let placed = locked.and_then(|l| match fs::rename(&staging, &dir) {
-            Ok(()) => Ok(Lock(l)),
+            Ok(()) => Ok(l),
             Err(_) => Err(Error::Exists(id.to_string())),
         });
         if placed.is_err() {
@@ -164,50 +198,7 @@ impl Store {
     /// container that has none yet.
     fn acquire(&self, id: &str, wait: Duration, create: bool) -> Result<Lock> {
         validate_id(id)?;
-        let dir = self.dir(id);
-        let path = dir.join("lock");
-        let deadline = Instant::now() + wait;
-        loop {
-            let mut f = fs::OpenOptions::new()
-                .create(create)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
-                    _ => Error::Io {
-                        context: format!("lock {}", dir.display()),
-                        cause: e,
-                    },
-                })?;
-            let locked = loop {
-                match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                    Ok(l) => break l,
-                    Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                        f = back;
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                        return Err(Error::Busy {
-                            id: id.to_string(),
-                            waited: wait,
-                        })
-                    }
-                    Err((_, e)) => {
-                        return Err(Error::Sys {
-                            context: format!("lock {}", dir.display()),
-                            cause: e,
-                        })
-                    }
-                }
-            };
-            if same_file(&locked, &path) {
-                return Ok(Lock(locked));
-            }
-            if !dir.exists() {
-                return Err(Error::NotFound(id.to_string()));
-            }
-        }
+        acquire_in(&self.dir(id), id, wait, create)
     }
 
     /// Removes what deletes and creates killed midway left (see [`trash_name`] and
@@ -229,15 +220,16 @@ impl Store {
         if dir.join(super::STATE_FILE).exists() {
             return false;
         }
-        let unrecorded = || !dir.join(super::STATE_FILE).exists();
-        match self.try_lock(id) {
-            Ok(_held) => unrecorded() && crate::fsutil::remove_tree(&dir).is_ok(),
+        // Held while the directory is removed, when it has a lock file.
+        let _held = match self.try_lock(id) {
+            Ok(l) => Some(l),
             // No lock file (try_lock makes none): no create is midway, since a directory
             // appears with its lock (see `create`); an older lcr killed between its mkdir and
             // its lock left it.
-            Err(Error::NotFound(_)) => unrecorded() && crate::fsutil::remove_tree(&dir).is_ok(),
-            Err(_) => false,
-        }
+            Err(Error::NotFound(_)) => None,
+            Err(_) => return false,
+        };
+        !dir.join(super::STATE_FILE).exists() && crate::fsutil::remove_tree(&dir).is_ok()
     }
 
     /// Ids of all containers, sorted.

@@ -304,6 +304,29 @@ fn pages_done(req: &Request, link: &mut Link) -> Result<()> {
     }
 }
 
+/// A dump's options with its memory going into the receiver's page server, asked for
+/// (`round`, `parent`: the pre-copy round it is and the one it builds on) and relayed.
+fn dump_into_receiver(
+    req: &Request,
+    link: &mut Link,
+    container: &Container,
+    images: ImageDir,
+    lazy: bool,
+    (round, parent): (Option<u32>, Option<u32>),
+) -> Result<CheckpointOpts> {
+    let start = Message::StartPages {
+        memory: memory_of(container),
+        lazy,
+        round,
+        parent,
+    };
+    let page_server = open_pages(req, link, start)?;
+    let mut opts = CheckpointOpts::with_images(images);
+    opts.settings = req.settings.clone();
+    opts.page_server_fd = Some(page_server.into());
+    Ok(opts)
+}
+
 /// The dump a migration holds: the receiver's page server asked for (`lazy`: a connection
 /// for its lazy-pages daemon; `parent_round`: the pre-copy round the final dump builds on)
 /// and relayed, and the options that hold the container frozen after the dump, its memory
@@ -317,19 +340,10 @@ fn held_dump(
     lazy: bool,
     parent_round: Option<u32>,
 ) -> Result<(CheckpointOpts, HandingOver)> {
-    let start = Message::StartPages {
-        memory: memory_of(container),
-        lazy,
-        round: None,
-        parent: parent_round,
-    };
-    let page_server = open_pages(req, link, start)?;
+    let mut opts = dump_into_receiver(req, link, container, images, lazy, (None, parent_round))?;
     let handing = HandingOver::new(req, container);
-    let mut opts = CheckpointOpts::with_images(images);
-    opts.settings = req.settings.clone();
     opts.settings.lazy_pages = lazy;
     opts.hold = true;
-    opts.page_server_fd = Some(page_server.into());
     opts.hand_over = handing.flag();
     opts.parent_path = parent_round.map(|n| format!("pre-{n}").into());
     // Checked before anything was sent (`check_copyable`): a writable root has its changes.

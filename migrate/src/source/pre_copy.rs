@@ -7,13 +7,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use lcr::checkpoint::{CheckpointOpts, ImageDir};
+use lcr::checkpoint::ImageDir;
 use lcr::container::{Container, Store};
 
-use super::{dump_failed, memory_of, ms, open_pages, pages_done, stop_copy};
+use super::{dump_failed, dump_into_receiver, ms, pages_done, stop_copy};
 use super::{Report, Request, Round};
 use crate::link::Link;
-use crate::wire::Message;
 use crate::Result;
 
 /// A round that wrote fewer pages (1 MiB) is not worth another.
@@ -68,19 +67,11 @@ fn pre_dump(
     n: u32,
 ) -> Result<Round> {
     let parent = (n > 1).then(|| n - 1);
-    let start = Message::StartPages {
-        memory: memory_of(&c),
-        lazy: false,
-        round: Some(n),
-        parent,
-    };
     let sent_before = link.sent.load(Ordering::Relaxed);
     let started = Instant::now();
-    let page_server = open_pages(req, link, start)?;
-    let mut opts = CheckpointOpts::new(base.path().join(format!("pre-{n}")));
-    opts.settings = req.settings.clone();
+    let images = ImageDir::At(base.path().join(format!("pre-{n}")));
+    let mut opts = dump_into_receiver(req, link, &c, images, false, (Some(n), parent))?;
     opts.pre_dump = true;
-    opts.page_server_fd = Some(page_server.into());
     opts.parent_path = parent.map(|p| format!("../pre-{p}").into());
     let dumped = lcr::checkpoint::checkpoint(c, opts).map_err(|e| dump_failed(req, link, e))?;
     pages_done(req, link)?;
