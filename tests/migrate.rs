@@ -7,6 +7,7 @@ mod common;
 
 use common::counter::*;
 use common::migration::*;
+use common::outside_peer::{self, OutsidePeer};
 use common::twohosts::{TwoHosts, DEST_ADDR};
 use common::*;
 use migrate::ssh::{RemoteCommand, Ssh};
@@ -238,6 +239,51 @@ fn an_established_tcp_connection_moves_with_tcp_established() {
     r.ok(&["delete", "--force", &r.id]);
 }
 
+/// A connection to a peer outside the container, whose address moves with it. The peer sends
+/// on while the container is frozen: the copy here must not acknowledge any of it (its
+/// network stays locked until it ends) nor reset the connection as it ends; the peer's
+/// retransmissions reach the copy there once the address has moved, and the stream goes on,
+/// every number once and in order.
+fn a_connection_to_a_peer_outside_goes_on_after_the_move() {
+    let Some(h) = TwoHosts::new("mig-peer") else {
+        return;
+    };
+    let Some(c) = Ctr::new("mig-peer") else {
+        return;
+    };
+    if !criu_ready() {
+        return;
+    }
+    let mut peer = OutsidePeer::new("lcr-mpeer", c.tmp.path());
+    let host = c.host_dir();
+    c.join_netns(&peer.here);
+    c.args(outside_peer::CLIENT);
+    start_logging_to(
+        &c,
+        &["run", "-d", "--bundle", c.bundle.to_str().unwrap(), &c.id],
+        &c.tmp.path().join("app.log"),
+    );
+    let replies = || replies(&host);
+    wait_until("numbers from the peer", || replies().len() > 10);
+    let r = bundle_on_same_rootfs(&c, "mig-peer2");
+    r.join_netns(&peer.there);
+    let out = migrate(&h, &c, &r, &["--tcp-established"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    peer.move_address();
+    assert_eq!(r.state()["status"], "running");
+    let n = replies().len();
+    wait_until("numbers at the destination", || replies().len() > n + 10);
+    assert!(peer.serving(), "the peer's connection ended");
+    let got = replies();
+    let broke = got.windows(2).find(|w| w[1] != w[0] + 1);
+    assert!(
+        broke.is_none(),
+        "the stream broke at {broke:?} ({} numbers)",
+        got.len()
+    );
+    r.ok(&["delete", "--force", &r.id]);
+}
+
 /// The destination's disk fills while the memory arrives (room enough at the pre-flight, then
 /// taken by another writer): the receiver's page server fails, the source counts on, and
 /// nothing of the migration is left on that disk.
@@ -442,6 +488,7 @@ lcr_test_harness::tests!(
     a_receiver_killed_at_any_moment_leaves_one_copy_and_nothing_unknown_there,
     a_source_lcr_killed_at_any_moment_leaves_exactly_one_copy_running,
     an_established_tcp_connection_moves_with_tcp_established,
+    a_connection_to_a_peer_outside_goes_on_after_the_move,
     a_counting_container_moves_and_counts_on_there,
     a_failed_or_refused_destination_leaves_the_container_running_here,
     a_connection_cut_during_the_dump_leaves_the_container_running_here,

@@ -33,15 +33,31 @@ pub struct Choice {
     pub reason: String,
 }
 
+/// What post-copy cannot promise a connection moved with `--tcp-established`.
+const LAZY_TCP: &str = "with --tcp-established a lazy dump's source unlocks its network while \
+     it serves the pages, so a connection to a peer outside the container may break";
+
 /// The strategy to use: `asked` if both hosts allow it (else why not), or with `None` the
-/// best both allow, pre-copy before post-copy before stop-copy.
+/// best both allow, pre-copy before post-copy before stop-copy; post-copy is not chosen for
+/// connections moved with `tcp_established` (it is done if asked, saying what it risks).
 pub fn choose(
     asked: Option<Strategy>,
     source: &HostFacts,
     dest: &HostFacts,
+    tcp_established: bool,
 ) -> Result<Choice, String> {
     let pre = pre_copy_blocker(source);
     let post = post_copy_blocker(source, dest);
+    if asked == Some(Strategy::PostCopy) && post.is_none() && tcp_established {
+        return Ok(Choice {
+            strategy: Strategy::PostCopy,
+            reason: format!("as asked; {LAZY_TCP}"),
+        });
+    }
+    let post = match post {
+        None if tcp_established && asked.is_none() => Some(LAZY_TCP.to_string()),
+        other => other,
+    };
     match asked {
         Some(s) => {
             let blocker = match s {
@@ -115,17 +131,60 @@ mod tests {
 
     #[test]
     fn auto_takes_the_best_both_allow_and_says_why() {
-        let c = choose(None, &host(true, true, None), &host(false, false, None)).unwrap();
+        let c = choose(
+            None,
+            &host(true, true, None),
+            &host(false, false, None),
+            false,
+        )
+        .unwrap();
         assert_eq!(c.strategy, Strategy::PreCopy);
         assert!(c.reason.contains("dirty-page tracking"), "{}", c.reason);
         let pipes = Some("fs.pipe-max-size is 1048576");
-        let c = choose(None, &host(false, true, pipes), &host(false, true, None)).unwrap();
+        let c = choose(
+            None,
+            &host(false, true, pipes),
+            &host(false, true, None),
+            false,
+        )
+        .unwrap();
         assert_eq!(c.strategy, Strategy::StopCopy);
         assert!(c.reason.contains("CONFIG_MEM_SOFT_DIRTY"), "{}", c.reason);
         assert!(c.reason.contains("fs.pipe-max-size"), "{}", c.reason);
-        let c = choose(None, &host(false, true, None), &host(false, true, None)).unwrap();
+        let c = choose(
+            None,
+            &host(false, true, None),
+            &host(false, true, None),
+            false,
+        )
+        .unwrap();
         assert_eq!(c.strategy, Strategy::PostCopy);
-        let c = choose(None, &host(false, true, None), &host(false, false, None)).unwrap();
+        let c = choose(
+            None,
+            &host(false, true, None),
+            &host(false, true, None),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.strategy, Strategy::StopCopy);
+        assert!(c.reason.contains("--tcp-established"), "{}", c.reason);
+        let asked = Some(Strategy::PostCopy);
+        let c = choose(
+            asked,
+            &host(false, true, None),
+            &host(false, true, None),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.strategy, Strategy::PostCopy);
+        assert!(c.reason.contains("may break"), "{}", c.reason);
+        let c = choose(
+            None,
+            &host(false, true, None),
+            &host(false, false, None),
+            false,
+        )
+        .unwrap();
         assert_eq!(c.strategy, Strategy::StopCopy);
         assert!(c.reason.contains("userfaultfd"), "{}", c.reason);
     }
@@ -133,17 +192,18 @@ mod tests {
     #[test]
     fn a_strategy_asked_for_is_refused_with_the_reason() {
         let here = host(false, true, None);
-        let e = choose(Some(Strategy::PreCopy), &here, &here).unwrap_err();
+        let e = choose(Some(Strategy::PreCopy), &here, &here, false).unwrap_err();
         assert!(e.starts_with("pre-copy is not possible"), "{e}");
         assert!(e.contains("dirty pages"), "{e}");
         let e = choose(
             Some(Strategy::PostCopy),
             &host(false, true, Some("fs.pipe-max-size is 1048576")),
             &here,
+            false,
         )
         .unwrap_err();
         assert!(e.contains("this host: fs.pipe-max-size"), "{e}");
-        let c = choose(Some(Strategy::StopCopy), &here, &here).unwrap();
+        let c = choose(Some(Strategy::StopCopy), &here, &here, false).unwrap();
         assert_eq!(c.strategy, Strategy::StopCopy);
     }
 }

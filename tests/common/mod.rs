@@ -5,6 +5,7 @@
 pub mod containerd;
 pub mod counter;
 pub mod migration;
+pub mod outside_peer;
 pub mod podman;
 pub mod twohosts;
 

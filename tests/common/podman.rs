@@ -114,8 +114,15 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
         let _ = self.run(&["image", "rm", "--all", "--force"]);
-        // podman's cgroupfs manager leaves its parent behind (and any container's under it).
-        remove_cgroup(&self.cgroup_parent);
+        // podman's cgroupfs manager leaves its parent behind (and any container's under it);
+        // conmon may take a moment to leave its own after the container has gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while {
+            remove_cgroup(&self.cgroup_parent);
+            cgroup_exists(&self.cgroup_parent) && std::time::Instant::now() < deadline
+        } {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         // vfs storage holds copies owned by root; podman's own removal ran above.
         let _ = std::fs::remove_dir_all(self.dir.path().join("storage"));
     }

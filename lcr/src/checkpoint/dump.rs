@@ -55,9 +55,8 @@ pub struct CheckpointOpts {
     /// Also write the checkpoint as an archive. The container stays frozen until the archive
     /// is complete, so a failed export leaves it running as it was.
     pub export: Option<(Output, PackOpts)>,
-    /// Keep the container frozen (alive) after the dump until [`Dumped::commit`] or
-    /// [`Dumped::abort`]: a migration holds it so until the destination has restored.
-    pub hold: bool,
+    /// Whether, and how, a migration holds the container while another host restores it.
+    pub hold: Hold,
     /// Told by a migration when another host may run the container: nothing here thaws it
     /// then.
     pub hand_over: HandOver,
@@ -84,15 +83,32 @@ impl CheckpointOpts {
             with_rootfs_diff: false,
             with_volumes: false,
             export: None,
-            hold: false,
+            hold: Hold::No,
             hand_over: HandOver::default(),
         }
     }
 
     /// Whether CRIU leaves the tree alive after the dump (else it kills it).
     pub(super) fn criu_leaves_running(&self) -> bool {
-        self.leave_running || self.pre_dump || self.hold || self.export.is_some()
+        self.leave_running || self.pre_dump || self.export.is_some() || self.hold == Hold::AfterDump
     }
+}
+
+/// How a migration holds the container while another host restores it (its images then
+/// make no claim on the init here: it is still alive when they are restored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    No,
+    /// Inside [`CheckpointOpts::on_images`] (CRIU's `post-dump`): its Ok ends the container
+    /// (CRIU kills it with its network still locked and its TCP sockets in repair mode, so
+    /// no peer hears it go); its error lets it run on, or stay frozen if
+    /// [`CheckpointOpts::hand_over`] says it may run elsewhere.
+    AtImages,
+    /// After the dump, CRIU leaving the tree alive (its network unlocked as the dump ends)
+    /// and lcr keeping it frozen until [`Dumped::commit`] or [`Dumped::abort`]. A lazy dump
+    /// needs this: its restore there must have pages before the outcome is known, and a
+    /// lazy page server that loses its client ends as if it had served every page.
+    AfterDump,
 }
 
 pub struct CheckpointReport {
@@ -366,7 +382,7 @@ fn record_of(
         provisional: true,
         // A held container is handed over by its holder (a migration restores it while it is
         // frozen here): no claim on it.
-        init: (!opts.hold)
+        init: (opts.hold == Hold::No)
             .then(|| InitProcess::of(container.state.pid, container.state.init_start_time)),
     }
 }

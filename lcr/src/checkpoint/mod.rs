@@ -25,7 +25,7 @@ pub use crate::image::stats::{DumpStats, RestoreStats};
 pub use compat::{check_origin, criu_older};
 /// What the CLI names of CRIU itself: which binary, and runc's `--manage-cgroups-mode`.
 pub use criurpc::{CgroupMode, Criu, LazyPages, Version as CriuVersion};
-pub use dump::{begin, checkpoint, CheckpointOpts, CheckpointReport, Dumped, OnImages};
+pub use dump::{begin, checkpoint, CheckpointOpts, CheckpointReport, Dumped, Hold, OnImages};
 pub use frozen::{Frozen, HandOver};
 pub use images::ImageDir;
 pub use mounts::{ExternalMount, MountKind};

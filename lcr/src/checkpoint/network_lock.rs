@@ -5,7 +5,7 @@
 //! rules out costs 50 to 85 ms here, inside the downtime, each time. No lock is needed,
 //! without `--tcp-established`, when
 //!
-//! - the dump leaves the tree alive (`--leave-running`, an export, a migration's hold):
+//! - the dump leaves the tree alive (`--leave-running`, an export, a post-copy migration):
 //!   CRIU unlocks as it ends, and the frozen tree's sockets go on being served by the kernel
 //!   afterwards, so the lock only made the dump itself differ;
 //! - or the container's network namespace has no inet socket: nothing there can answer a

@@ -3,8 +3,11 @@
 //! receiver restores → the frozen copy here is removed. Until the receiver was asked to
 //! restore, every failure thaws the container here; from then on it is frozen until the
 //! receiver reports the container running, or refuses (then it thaws); a lost connection
-//! leaves it frozen (the receiver may already run it) and says how to resolve.
+//! leaves it frozen (the receiver may already run it) and says how to resolve. Stop-copy (and
+//! pre-copy's final dump) does all of it after the dump while CRIU waits at its `post-dump`
+//! ([`held`]): the copy here ends with its network still locked.
 
+mod held;
 mod images;
 mod post_copy;
 mod pre_copy;
@@ -15,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use lcr::checkpoint::{CheckpointOpts, CriuSettings, Dumped, HandOver, ImageDir};
+use lcr::checkpoint::{CheckpointOpts, CriuSettings, Dumped, HandOver, Hold, ImageDir};
 use lcr::container::{Container, Store};
 use serde::Serialize;
 
@@ -221,10 +224,12 @@ fn run(
     if let Some(why) = facts::mismatch(&here, &there) {
         return Err(refused(req, why));
     }
-    let choice = strategy::choose(req.strategy, &here, &there).map_err(|why| Error::Refused {
-        host: "this host".into(),
-        reason: why,
-    })?;
+    let tcp = req.settings.tcp_established;
+    let choice =
+        strategy::choose(req.strategy, &here, &there, tcp).map_err(|why| Error::Refused {
+            host: "this host".into(),
+            reason: why,
+        })?;
     (req.say)(&format!(
         "migrating {} to {} by {} ({})",
         req.id, req.dest, choice.strategy, choice.reason
@@ -327,10 +332,10 @@ fn dump_into_receiver(
     Ok(opts)
 }
 
-/// The dump a migration holds: the receiver's page server asked for (`lazy`: a connection
-/// for its lazy-pages daemon; `parent_round`: the pre-copy round the final dump builds on)
-/// and relayed, and the options that hold the container frozen after the dump, its memory
-/// going there, told of the hand-over. With a rootfs copy of a writable root, the rootfs
+/// The dump a migration holds ([`held`]): the receiver's page server asked for (`lazy`: a
+/// connection for its lazy-pages daemon; `parent_round`: the pre-copy round the final dump
+/// builds on) and relayed, and the options that hold the container frozen (at CRIU's
+/// `post-dump`; a lazy dump after it), its memory going there, told of the hand-over. With a rootfs copy of a writable root, the rootfs
 /// changes since the container started are saved with it (they correct the copy there).
 fn held_dump(
     req: &Request,
@@ -343,7 +348,12 @@ fn held_dump(
     let mut opts = dump_into_receiver(req, link, container, images, lazy, (None, parent_round))?;
     let handing = HandingOver::new(req, container);
     opts.settings.lazy_pages = lazy;
-    opts.hold = true;
+    // A lazy dump must serve pages to the restore there before its outcome is known.
+    opts.hold = if lazy {
+        Hold::AfterDump
+    } else {
+        Hold::AtImages
+    };
     opts.hand_over = handing.flag();
     opts.parent_path = parent_round.map(|n| format!("pre-{n}").into());
     // Checked before anything was sent (`check_copyable`): a writable root has its changes.
@@ -467,16 +477,21 @@ impl Report {
     }
 }
 
-/// The container runs there: the frozen copy here goes, and the receiver is told.
-fn finish(dumped: Dumped, req: &Request, link: &Link, pid: i32) -> Result<()> {
-    (req.progress)("removing the frozen copy here");
-    dumped.commit().map_err(|e| Error::Refused {
+/// The container runs there (pid `pid`), and ending its copy here failed.
+fn left_here(req: &Request, pid: i32, e: impl std::fmt::Display) -> Error {
+    Error::Refused {
         host: "this host".into(),
         reason: format!(
             "the container runs on {} (pid {pid}), and removing its frozen copy here failed: {e}; run `lcr delete --force {}` here",
             req.dest, req.id
         ),
-    })?;
+    }
+}
+
+/// The container runs there: the frozen copy here goes, and the receiver is told.
+fn finish(dumped: Dumped, req: &Request, link: &Link, pid: i32) -> Result<()> {
+    (req.progress)("removing the frozen copy here");
+    dumped.commit().map_err(|e| left_here(req, pid, e))?;
     // The container has moved: a receiver gone by now (its connection cut after it reported
     // the container running) changes nothing there, and nothing here is left to undo.
     if let Err(e) = link.send(&Message::Done) {

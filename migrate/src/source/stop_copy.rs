@@ -7,7 +7,8 @@ use std::time::Instant;
 use lcr::checkpoint::ImageDir;
 use lcr::container::Container;
 
-use super::{await_running, dump_failed, finish, held_dump, images, ms, pages_done};
+use super::held::HeldDump;
+use super::{await_running, finish, images, left_here, ms, pages_done};
 use super::{Report, Request};
 use crate::link::Link;
 use crate::Result;
@@ -20,27 +21,27 @@ pub(super) fn run(
     images: ImageDir,
     parent_round: Option<u32>,
 ) -> Result<Report> {
-    let (opts, handing) = held_dump(req, link, &container, images, false, parent_round)?;
-
     (req.progress)("freeze and dump");
-    let began = Instant::now();
-    let dumped = lcr::checkpoint::begin(container, opts).map_err(|e| dump_failed(req, link, e))?;
-    pages_done(req, link)?;
-    report.dump_times(began, handing.frozen_since(began));
+    let dump = HeldDump::start(container, req, link, images, (false, parent_round))?;
+    let dir = dump.images(req, link)?;
+    // CRIU waits at `post-dump` until the container runs there, or not.
+    let pid = dump.settle(link, |link| {
+        pages_done(req, link)?;
+        report.dump_times(dump.began, dump.handing.frozen_since(dump.began));
+
+        (req.progress)("sending the images");
+        let sent_at = Instant::now();
+        images::send_images(&dir, &link.sender())?;
+        report.transfer_ms = ms(sent_at.elapsed());
+
+        (req.progress)("restoring there");
+        let restore_at = Instant::now();
+        dump.handing.ask_restore(&link.sender())?;
+        let times = (dump.began, restore_at);
+        await_running(req, link, &dump.handing, false, times, &mut report)
+    })?;
+    let dumped = dump.ended().map_err(|e| left_here(req, pid, e))?;
     report.add_freeze(&dumped);
-
-    (req.progress)("sending the images");
-    let sent_at = Instant::now();
-    images::send_images(&dumped.report().image_dir, &link.sender())?;
-    report.transfer_ms = ms(sent_at.elapsed());
-
-    (req.progress)("restoring there");
-    let restore_at = Instant::now();
-    handing.ask_restore(&link.sender())?;
-    // On an error the dump is dropped: refused, it thaws; undecided, the hand-over keeps it
-    // frozen.
-    let times = (began, restore_at);
-    let pid = await_running(req, link, &handing, false, times, &mut report)?;
     finish(dumped, req, link, pid)?;
     Ok(report)
 }
