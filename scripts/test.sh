@@ -12,6 +12,9 @@ cd "$TOP"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 export LCR_ROOTFS=${LCR_ROOTFS:-/var/cache/lcr/rootfs-busybox}
+# Real services (redis, postgresql, python3) for the clone tests, built once and cached.
+export LCR_SERVICES_ROOTFS=${LCR_SERVICES_ROOTFS:-/var/cache/lcr/rootfs-services}
+"$TOP/scripts/make-services-rootfs.sh" "$LCR_SERVICES_ROOTFS" >/dev/null
 # Integration tests share host resources (cgroups, CRIU): one test binary at a time.
 cargo test --workspace -q -- --test-threads=1 2>&1 | tee /tmp/lcr-test.log
 # The second kernel (Debian 6.1 under qemu: cgroup v2, soft-dirty, userfaultfd) for what this

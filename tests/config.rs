@@ -246,6 +246,21 @@ fn a_network_namespace_is_joined_by_path() {
     assert_eq!(out.lines().nth(1).unwrap().trim(), "1", "{out}");
 }
 
+/// A network namespace made for the container has its loopback up, as runc brings it up: a
+/// process without CAP_NET_ADMIN can listen and connect on 127.0.0.1.
+fn a_new_network_namespace_has_its_loopback_up() {
+    let Some(c) = Ctr::new("lo-up") else { return };
+    c.args(
+        "cat /sys/class/net/lo/flags; nc -l -p 7000 -e echo pong & sleep 0.2; nc 127.0.0.1 7000",
+    );
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    let flags =
+        u32::from_str_radix(out.lines().next().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: {out}");
+    assert_eq!(out.lines().nth(1), Some("pong"), "{out}");
+}
+
 fn no_pivot_sysctl_and_oom_score_adj() {
     let Some(c) = Ctr::new("nopivot") else { return };
     c.edit(|v| {
@@ -298,6 +313,7 @@ fn container_processes_get_default_signal_dispositions() {
 }
 
 lcr_test_harness::tests!(
+    a_new_network_namespace_has_its_loopback_up,
     user_group_and_additional_groups,
     capabilities_are_really_dropped,
     an_rlimit_is_applied,

@@ -257,7 +257,7 @@ fn start_pages(
         let ps = lcr::checkpoint::serve_pages(&req.settings, &dir, criu_end.into())?;
         let fail = link.failer();
         m.page_server = Some(std::thread::spawn(move || {
-            let r = ps.wait(&dir).map_err(Error::from);
+            let r = ps.wait().map_err(Error::from);
             if let Err(e) = &r {
                 fail(Error::Refused {
                     host: "the destination".into(),

@@ -19,4 +19,9 @@ python3 openssh-server openssh-client"
 PKGS_BENCH="runc crun time gcc libc6-dev python3 zstd gzip tar openssh-server openssh-client iproute2
 util-linux"
 
-PKGS_ALL="$PKGS_SETUP $PKGS_CRIU_BUILD $PKGS_KERNEL_LANE $PKGS_BENCH"
+# scripts/make-services-rootfs.sh: mmdebstrap on this machine, and the packages it puts into
+# the services rootfs (from the same mirror; named here so check-setup sees them resolve).
+PKGS_SERVICES="mmdebstrap"
+PKGS_SERVICES_ROOTFS="redis-server redis-tools postgresql python3 procps"
+
+PKGS_ALL="$PKGS_SETUP $PKGS_CRIU_BUILD $PKGS_KERNEL_LANE $PKGS_BENCH $PKGS_SERVICES $PKGS_SERVICES_ROOTFS"

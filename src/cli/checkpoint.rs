@@ -53,6 +53,10 @@ pub struct Args {
     /// Print CRIU's timings and page counts.
     #[arg(long)]
     print_stats: bool,
+    /// Print one JSON report (id, images, timings, CRIU's statistics) on stdout (on stderr
+    /// when stdout is the archive).
+    #[arg(long)]
+    json: bool,
 }
 
 /// The flags `checkpoint` and `restore` share.
@@ -178,7 +182,26 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
         o.page_server = Some((addr.to_string(), port));
     }
     let c = Container::load(store, &a.id)?;
+    let started = std::time::Instant::now();
     let report = checkpoint::checkpoint(c, o)?;
+    let to_stdout = a.export.as_deref() != Some(std::path::Path::new("-"));
+    if a.json {
+        let doc = serde_json::json!({
+            "id": a.id,
+            "imagePath": a.image_path,
+            "export": a.export,
+            "leftRunning": a.leave_running || a.pre_dump,
+            "checkpointMs": started.elapsed().as_millis() as u64,
+            "lcrFreezeUs": report.lcr_freeze_us,
+            "criuStats": report.stats,
+        });
+        let text = serde_json::to_string_pretty(&doc)?;
+        if to_stdout {
+            println!("{text}");
+        } else {
+            eprintln!("{text}");
+        }
+    }
     if a.print_stats {
         let mut text = report
             .stats
@@ -194,10 +217,10 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
             }
         }
         // Standard output may be the archive.
-        if a.export.as_deref() == Some(std::path::Path::new("-")) {
-            eprintln!("{text}");
-        } else {
+        if to_stdout {
             println!("{text}");
+        } else {
+            eprintln!("{text}");
         }
     }
     Ok(0)

@@ -56,6 +56,20 @@ pub struct Args {
     /// Keep the container (stopped) after it exits in the foreground.
     #[arg(long)]
     keep: bool,
+    /// Restore as one of any number of clones of the same images (concurrent or not): the
+    /// rootfs an overlay of its own (the bundle's rootfs and the checkpoint's rootfs changes
+    /// below, this clone's writes above, removed with it); nothing is written into the
+    /// images, so a read-only image directory serves.
+    #[arg(long)]
+    clone: bool,
+    /// With --clone: mark the clone's memory mergeable, so that KSM (where it runs:
+    /// /sys/kernel/mm/ksm/run, which lcr never changes) shares pages identical across clones.
+    #[arg(long, requires = "clone")]
+    merge_memory: bool,
+    /// Print one JSON report (id, pid, network namespace, timings, CRIU's statistics) on
+    /// stdout once restored.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
@@ -82,7 +96,22 @@ pub fn run(store: &Store, a: Args) -> anyhow::Result<i32> {
     o.settings = a.criu.settings()?;
     o.pid_file = a.pid_file.clone();
     o.console_socket = a.console_socket.clone();
+    o.clone = a.clone.then_some(checkpoint::CloneOpts {
+        merge_memory: a.merge_memory,
+    });
+    let started = std::time::Instant::now();
     let (c, stats) = checkpoint::restore(store, &a.id, o)?;
+    if a.json {
+        let doc = serde_json::json!({
+            "id": a.id,
+            "pid": c.state.pid,
+            "netns": format!("/proc/{}/ns/net", c.state.pid),
+            "clone": a.clone,
+            "restoreMs": started.elapsed().as_millis() as u64,
+            "criuStats": stats,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
     if a.print_stats {
         match stats {
             Some(s) => println!(

@@ -29,18 +29,17 @@ fn rootfs_source() -> PathBuf {
 
 /// A copy of the busybox test rootfs at `dest`.
 pub fn copy_test_rootfs(dest: &Path) {
+    copy_rootfs(&rootfs_source(), dest)
+}
+
+fn copy_rootfs(src: &Path, dest: &Path) {
     let st = Command::new("cp")
         .arg("-a")
-        .arg(rootfs_source())
+        .arg(src)
         .arg(dest)
         .status()
         .unwrap();
-    assert!(
-        st.success(),
-        "copy {} to {}",
-        rootfs_source().display(),
-        dest.display()
-    );
+    assert!(st.success(), "copy {} to {}", src.display(), dest.display());
 }
 
 /// `None` (after printing why) when the tests cannot run here; under CI that is a failure.
@@ -73,13 +72,37 @@ pub struct Ctr {
     pub tmp: tempfile::TempDir,
 }
 
+/// The rootfs with real services (scripts/make-services-rootfs.sh), or `None` (the test
+/// skipped, with the reason; under CI a failure).
+pub fn services_rootfs() -> Option<PathBuf> {
+    let dir = PathBuf::from(
+        std::env::var("LCR_SERVICES_ROOTFS")
+            .unwrap_or_else(|_| "/var/cache/lcr/rootfs-services".into()),
+    );
+    if dir.join(".lcr-rootfs").exists() {
+        return Some(dir);
+    }
+    let why = format!(
+        "no services rootfs at {} (run scripts/make-services-rootfs.sh)",
+        dir.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "CI must build it: {why}");
+    lcr_test_harness::skip(why);
+    None
+}
+
 impl Ctr {
     pub fn new(name: &str) -> Option<Self> {
+        Self::from_rootfs(name, &rootfs_source())
+    }
+
+    /// A container whose bundle's rootfs is a copy of `rootfs`.
+    pub fn from_rootfs(name: &str, rootfs: &Path) -> Option<Self> {
         prerequisites()?;
         let tmp = tempfile::tempdir().unwrap();
         let bundle = tmp.path().join("bundle");
         std::fs::create_dir(&bundle).unwrap();
-        copy_test_rootfs(&bundle.join("rootfs"));
+        copy_rootfs(rootfs, &bundle.join("rootfs"));
         let id = format!("{name}-{}", std::process::id());
         let cgroup = format!("{CGROUP_PARENT}/{id}");
         let c = Ctr {

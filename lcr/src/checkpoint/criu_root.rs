@@ -26,16 +26,7 @@ impl Drop for CriuRoot {
 /// Gives CRIU a root that is a mount point (it requires one) in a private mount namespace of
 /// this lcr process, so nothing is visible on the host and it vanishes when lcr exits.
 pub(super) fn private_root(rootfs: &Path, at: &Path) -> Result<CriuRoot> {
-    unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare mount namespace".into())?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make / private".into())?;
-    std::fs::create_dir_all(at).ctx(|| format!("mkdir {}", at.display()))?;
+    private_mount_point(at)?;
     mount(
         Some(rootfs),
         at,
@@ -45,4 +36,50 @@ pub(super) fn private_root(rootfs: &Path, at: &Path) -> Result<CriuRoot> {
     )
     .ctx(|| format!("bind {} for CRIU", rootfs.display()))?;
     Ok(CriuRoot(at.to_path_buf()))
+}
+
+/// A clone's root for CRIU: an overlay of `lowers` (the topmost first) with `upper` (and its
+/// overlayfs work directory `work`) taking the clone's writes, mounted at `at` in a private
+/// mount namespace of this lcr process. The restored container's mount namespace keeps the
+/// overlay for as long as it lives; nothing of it is mounted on the host.
+pub(super) fn overlay_root(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+) -> Result<CriuRoot> {
+    private_mount_point(at)?;
+    for d in [upper, work] {
+        std::fs::create_dir_all(d).ctx(|| format!("mkdir {}", d.display()))?;
+    }
+    let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        at,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .ctx(|| format!("mount the clone's overlay ({data}) at {}", at.display()))?;
+    Ok(CriuRoot(at.to_path_buf()))
+}
+
+/// This process's own mount namespace, private, with `at` made.
+fn private_mount_point(at: &Path) -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare mount namespace".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make / private".into())?;
+    std::fs::create_dir_all(at).ctx(|| format!("mkdir {}", at.display()))
 }

@@ -217,6 +217,7 @@ impl Dumped {
 fn prepare(container: &Container, opts: &CheckpointOpts) -> Result<Plan> {
     preflight::check_kernel(opts)?;
     preflight::check_export(opts)?;
+    preflight::check_limits_readable(container)?;
     let path = opts.images.path();
     let image_dir = std::path::absolute(path).ctx(|| format!("image path {}", path.display()))?;
     mkdir_private(&image_dir)?;

@@ -32,19 +32,24 @@ impl ImageDir {
     }
 
     /// `e`, and for a temporary directory a copy of CRIU's log `name` (from `work_dir`, which
-    /// goes with it) at `$TMPDIR/lcr-<name>-<id>.log`, named in the error.
+    /// goes with it) kept as [`keep_log`] keeps it.
     pub(super) fn keeping_log(&self, e: Error, work_dir: &Path, name: &str, id: &str) -> Error {
-        if matches!(self, Self::At(_)) {
-            return e;
+        match self {
+            Self::At(_) => e,
+            Self::Temporary(_) => keep_log(e, work_dir, name, id),
         }
-        let kept =
-            std::env::temp_dir().join(format!("lcr-{}-{id}.log", name.trim_end_matches(".log")));
-        match std::fs::copy(work_dir.join(name), &kept) {
-            Ok(_) => Error::LogKept {
-                error: Box::new(e),
-                log: kept,
-            },
-            Err(_) => e,
-        }
+    }
+}
+
+/// `e`, with a copy of CRIU's log `name` from a work directory about to go kept at
+/// `$TMPDIR/lcr-<name>-<id>.log` and named in the error.
+pub(super) fn keep_log(e: Error, work_dir: &Path, name: &str, id: &str) -> Error {
+    let kept = std::env::temp_dir().join(format!("lcr-{}-{id}.log", name.trim_end_matches(".log")));
+    match std::fs::copy(work_dir.join(name), &kept) {
+        Ok(_) => Error::LogKept {
+            error: Box::new(e),
+            log: kept,
+        },
+        Err(_) => e,
     }
 }

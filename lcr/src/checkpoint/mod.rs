@@ -3,6 +3,7 @@
 //! joined namespaces as external) and `lcr restore` recreates a container from the images in
 //! a new cgroup with the restore bundle's limits and mount sources.
 
+mod clone;
 mod compat;
 mod criu_root;
 mod dump;
@@ -22,6 +23,7 @@ mod watchdog;
 
 pub use crate::image::record::{Record, RECORD_FILE};
 pub use crate::image::stats::{DumpStats, RestoreStats};
+pub use clone::CloneOpts;
 pub use compat::{check_origin, criu_older};
 /// What the CLI names of CRIU itself: which binary, and runc's `--manage-cgroups-mode`.
 pub use criurpc::{CgroupMode, Criu, LazyPages, Version as CriuVersion};

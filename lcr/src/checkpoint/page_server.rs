@@ -9,23 +9,29 @@ use std::path::Path;
 use criurpc::{LazyPages, Options, Session};
 
 use super::settings::CriuSettings;
+use crate::fsutil::WorkDir;
 use crate::{Error, Result};
 
 /// A page server that runs until its connection closes; [`PageServer::wait`] reaps it.
 pub struct PageServer {
     session: Session,
     pid: i32,
+    /// Its log, kept off the images' disk: a disk that fills must not take the reason with
+    /// it.
+    log_dir: WorkDir,
 }
 
 /// Starts a page server on `socket` that writes into `images_dir`, logging to
-/// `page-server.log` there.
+/// `page-server.log` in a temporary directory of its own.
 pub fn serve_pages(
     settings: &CriuSettings,
     images_dir: &Path,
     socket: OwnedFd,
 ) -> Result<PageServer> {
+    let log_dir = crate::fsutil::work_dir("page-server")?;
     let mut request = Options::new()
         .images_dir(images_dir)
+        .work_dir(log_dir.path())?
         .page_server_fd(socket)
         .log_level(4)
         .log_file("page-server.log");
@@ -35,20 +41,21 @@ pub fn serve_pages(
     Ok(PageServer {
         session,
         pid: ps.pid,
+        log_dir,
     })
 }
 
 impl PageServer {
     /// Waits until the page server has taken every page and exited; its failure, with the
     /// log's tail.
-    pub fn wait(mut self, images_dir: &Path) -> Result<()> {
+    pub fn wait(mut self) -> Result<()> {
         let status = self.session.wait_pid(self.pid);
         self.session.finish();
         let status = status?;
         if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
             return Ok(());
         }
-        let log = images_dir.join("page-server.log");
+        let log = self.log_dir.path().join("page-server.log");
         let excerpt = criurpc::log_excerpt(&log).unwrap_or_default();
         Err(Error::Host {
             what: "page server".into(),

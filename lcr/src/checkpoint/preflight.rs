@@ -41,6 +41,58 @@ pub(super) fn check_kernel(opts: &CheckpointOpts) -> Result<()> {
     Ok(())
 }
 
+/// CRIU reads every process's resource limits (prlimit), which the kernel allows on a process
+/// of another user only with CAP_SYS_RESOURCE (in the process's user namespace). Without it
+/// (this machine's bounding set lacks it), a container whose processes run as another user
+/// in the host's user namespace cannot be dumped: refused here, naming the process, rather
+/// than by CRIU's "Can't get rlimit 0: Operation not permitted" after the freeze.
+pub(super) fn check_limits_readable(container: &crate::container::Container) -> Result<()> {
+    if crate::check::has_capability(caps::Capability::CAP_SYS_RESOURCE) {
+        return Ok(());
+    }
+    let host_userns = std::fs::read_link("/proc/self/ns/user").ok();
+    let pids = container.cgroup().map(|g| g.pids()).unwrap_or_default();
+    for pid in pids {
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+        if std::fs::read_link(proc_dir.join("ns/user")).ok() != host_userns {
+            // A user namespace lcr made: root owns it, and so has every capability there.
+            continue;
+        }
+        let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
+        let ids = |key: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (uids, gids) = (ids("Uid:"), ids("Gid:"));
+        let me = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        if uids.iter().any(|u| *u != me.0) || gids.iter().any(|g| *g != me.1) {
+            return Err(Error::Host {
+                what: format!("container {:?}", container.id()),
+                reason: format!(
+                    "its process {pid} runs as uid {} gid {}: CRIU must read its resource \
+                     limits, which the kernel allows for another user only with \
+                     CAP_SYS_RESOURCE, and lcr lacks it (not in this machine's bounding set); \
+                     run the container's processes as root or in a user namespace of its own, \
+                     or give lcr CAP_SYS_RESOURCE",
+                    uids.get(1).unwrap_or(&0),
+                    gids.get(1).unwrap_or(&0)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Refuses option combinations an archive cannot hold.
 pub(super) fn check_export(opts: &CheckpointOpts) -> Result<()> {
     if opts.export.is_none() {

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use criurpc::{Notify, Options, RequestKind};
 
+use super::clone::{self, CloneOpts, CloneRoot, MergeMemory};
 use super::compat::{check_compatible, check_criu_version, check_origin, explain_stdio_size};
 use super::criu_root::private_root;
+use super::images::keep_log;
 use super::images::ImageDir;
 use super::mounts::restore_source;
 use super::settings::CriuSettings;
@@ -20,7 +22,7 @@ use super::watchdog::{self, Tripped, Watchdog};
 use crate::cgroups::{container_cgroup_path, Cgroup};
 use crate::container::{Container, Lock, Rollback, State, Status, Store, CONFIG_FILE, STATE_FILE};
 use crate::error::Context;
-use crate::fsutil::write_json;
+use crate::fsutil::{write_json, WorkDir};
 use crate::hooks::{self, Kind};
 use crate::image::record::Record;
 use crate::image::stats::{read_restore, RestoreStats};
@@ -63,6 +65,8 @@ pub struct RestoreOpts {
     /// Stops the restore midway (CRIU killed, everything undone): the CLI cancels it on
     /// SIGINT/SIGTERM/SIGHUP.
     pub cancel: crate::cancel::Cancel,
+    /// One of many restores of the same images (see [`super::clone`]).
+    pub clone: Option<CloneOpts>,
 }
 
 impl RestoreOpts {
@@ -81,6 +85,7 @@ impl RestoreOpts {
             with_volumes: false,
             timeout: DEFAULT_TIMEOUT,
             cancel: Default::default(),
+            clone: None,
         }
     }
 }
@@ -105,6 +110,8 @@ struct Plan {
 /// it undoes them all: `diff` first (its changes to the rootfs), then `rollback` (the tree,
 /// the cgroup, the state directory), then the lock.
 struct Made {
+    /// A clone's overlay, unmounted before anything removes the state directory.
+    clone_root: Option<CloneRoot>,
     diff: Option<Applied>,
     rollback: Rollback,
     _lock: Lock,
@@ -124,6 +131,8 @@ pub struct Restored<'s> {
     cancel: crate::cancel::Cancel,
     /// A temporary image directory lives until the restore is committed or undone.
     _images: ImageDir,
+    /// A clone's CRIU work directory (its log and statistics), likewise.
+    clone_work: Option<WorkDir>,
 }
 
 /// Restores a checkpoint as container `id` from `bundle` (which may differ from the one it
@@ -145,15 +154,34 @@ pub fn begin_restore<'s>(
     mut opts: RestoreOpts,
 ) -> Result<Restored<'s>> {
     crate::container::validate_id(id)?;
+    if opts.clone.is_some() && opts.settings.auto_dedup {
+        return Err(Error::Option {
+            option: "--auto-dedup".into(),
+            reason: "a clone never changes the images (auto-dedup punches the restored pages \
+                     out of them)"
+                .into(),
+        });
+    }
     let images = stage(&mut opts)?;
-    let work_dir = opts.settings.work_dir(images.path())?;
+    // A clone writes nothing into the images: CRIU works in a directory of its own.
+    let clone_work = match (&opts.clone, &opts.settings.work_path) {
+        (Some(_), None) => Some(crate::fsutil::work_dir("clone")?),
+        _ => None,
+    };
+    let work_dir = match &clone_work {
+        Some(w) => w.path().to_path_buf(),
+        None => opts.settings.work_dir(images.path())?,
+    };
     let phases = || {
-        let mut plan = prepare(images.path(), &opts)?;
+        let mut plan = prepare(images.path(), &work_dir, &opts)?;
         let mut made = make(store, id, &plan, &opts)?;
         run_criu(&mut made, &mut plan, &opts)?;
         Ok((plan, made))
     };
-    let (plan, made) = phases().map_err(|e| images.keeping_log(e, &work_dir, "restore.log", id))?;
+    let (plan, made) = phases().map_err(|e| match &clone_work {
+        Some(_) => keep_log(e, &work_dir, "restore.log", id),
+        None => images.keeping_log(e, &work_dir, "restore.log", id),
+    })?;
     Ok(Restored {
         store,
         id: id.to_string(),
@@ -162,6 +190,7 @@ pub fn begin_restore<'s>(
         pid_file: opts.pid_file.take(),
         cancel: opts.cancel.clone(),
         _images: images,
+        clone_work,
     })
 }
 
@@ -191,7 +220,14 @@ impl Restored<'_> {
         if let Some(d) = self.made.diff.take() {
             d.keep();
         }
+        if let Some(l) = self.made.clone_root.as_mut().and_then(|r| r.layer.as_mut()) {
+            l.keep();
+        }
         let stats = read_restore(&self.plan.work_dir);
+        if self.clone_work.is_some() {
+            let log = self.plan.work_dir.join("restore.log");
+            let _ = std::fs::copy(&log, self.made.dir.join("restore.log"));
+        }
         drop(self.made);
         let c = Container::load(self.store, &self.id)?;
         if let Err(e) = hooks::run(
@@ -253,7 +289,7 @@ fn stage(opts: &mut RestoreOpts) -> Result<ImageDir> {
 
 /// Reads the record and the bundle and refuses what cannot be restored, before anything is
 /// made.
-fn prepare(image_path: &Path, opts: &RestoreOpts) -> Result<Plan> {
+fn prepare(image_path: &Path, work_dir: &Path, opts: &RestoreOpts) -> Result<Plan> {
     let image_dir =
         std::path::absolute(image_path).ctx(|| format!("image path {}", image_path.display()))?;
     let record = Record::read(&image_dir)?;
@@ -270,7 +306,8 @@ fn prepare(image_path: &Path, opts: &RestoreOpts) -> Result<Plan> {
         }
         _ => None,
     };
-    let work_dir = opts.settings.work_dir(&image_dir)?;
+    let work_dir =
+        std::path::absolute(work_dir).ctx(|| format!("work path {}", work_dir.display()))?;
     std::fs::create_dir_all(&work_dir).ctx(|| format!("create {}", work_dir.display()))?;
     Ok(Plan {
         image_dir,
@@ -283,37 +320,37 @@ fn prepare(image_path: &Path, opts: &RestoreOpts) -> Result<Plan> {
 }
 
 /// The container's directory and record (status `creating`, so a killed restore never leaves
-/// a container lcr does not know), the rootfs changes the images carry, the cgroup with the
-/// bundle's limits, the volumes if asked for, the mount points CRIU needs.
+/// a container lcr does not know), its rootfs ([`make_rootfs`]), the cgroup with the bundle's
+/// limits, the volumes if asked for.
 fn make(store: &Store, id: &str, plan: &Plan, opts: &RestoreOpts) -> Result<Made> {
     let (bundle, spec) = (&plan.bundle, &plan.bundle.spec);
     let linux = spec.linux().as_ref();
-    // The baseline for later rootfs diffs is the restore bundle's rootfs as it was, so a
-    // later checkpoint carries these changes on.
-    let baseline = Baseline::for_spec(spec, &bundle.rootfs)?;
-    let cgroup_path = container_cgroup_path(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+    let spec_cgroup = linux.and_then(|l| l.cgroups_path().as_deref());
+    let mut cgroup_path = container_cgroup_path(spec_cgroup, id);
+    // Clones share a bundle: each has a cgroup of its own below the bundle's.
+    if opts.clone.is_some() && spec_cgroup.is_some() {
+        cgroup_path = format!("{cgroup_path}/{id}");
+    }
     let origin = opts
         .origin
         .clone()
         .unwrap_or_else(|| plan.image_dir.clone());
-    let state = State::new(id, bundle, &cgroup_path, Some(origin));
+    let mut state = State::new(id, bundle, &cgroup_path, Some(origin));
     let (dir, lock) = store.create(id)?;
-    let mut rollback = Rollback::new(dir.clone());
-    // Recorded before the rootfs changes: from here on a killed restore leaves a container
-    // `lcr delete` knows.
+    let rollback = Rollback::new(dir.clone());
+    let (diff, clone_root) = make_rootfs(store, (id, &dir), plan, opts)?;
+    state.snapshot_layer = clone_root
+        .as_ref()
+        .and_then(|r| r.layer.as_ref())
+        .map(|l| l.layer.key.clone());
+    // Recorded before the cgroup: from here on a killed restore leaves a container `lcr
+    // delete` knows.
     write_json(&dir.join(CONFIG_FILE), spec)?;
     let state_file = dir.join(STATE_FILE);
     write_json(&state_file, &state)?;
-    if let Some(b) = &baseline {
-        b.save(&dir)?;
-    }
-    let diff = crate::rootfs::diff::apply(&plan.image_dir, &bundle.rootfs)?;
-    if let Some(d) = &diff {
-        tracing::info!(changed = d.changed, deleted = d.deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
-    }
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
-    rollback.cgroup = Some(Cgroup::load(&cgroup_path)?);
-    let made = Made {
+    let mut made = Made {
+        clone_root,
         diff,
         rollback,
         _lock: lock,
@@ -322,6 +359,7 @@ fn make(store: &Store, id: &str, plan: &Plan, opts: &RestoreOpts) -> Result<Made
         state_file,
         cgroup,
     };
+    made.rollback.cgroup = Some(Cgroup::load(&cgroup_path)?);
     if opts.with_volumes {
         super::volumes::restore(&plan.image_dir, spec, &bundle.dir, &made.cgroup)?;
     } else if let Some(index) = crate::image::volumes::Index::read(&plan.image_dir) {
@@ -333,24 +371,66 @@ fn make(store: &Store, id: &str, plan: &Plan, opts: &RestoreOpts) -> Result<Made
         }
     }
     become_subreaper()?;
-    crate::rootfs::make_mount_points(
-        &bundle.rootfs,
-        &bundle.dir,
-        spec.mounts().as_deref().unwrap_or_default(),
-    )?;
     Ok(made)
+}
+
+/// The rootfs the tree is restored onto, with the mount points CRIU needs: the restore
+/// bundle's own with the checkpoint's rootfs changes applied (undone if the restore fails),
+/// or for a clone an overlay of them mounted for CRIU (the bundle's rootfs never written).
+fn make_rootfs(
+    store: &Store,
+    (id, dir): (&str, &Path),
+    plan: &Plan,
+    opts: &RestoreOpts,
+) -> Result<(Option<Applied>, Option<CloneRoot>)> {
+    let (bundle, spec) = (&plan.bundle, &plan.bundle.spec);
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    if opts.clone.is_some() {
+        let at = dir.join(CRIU_ROOT);
+        let root = clone::mount_root(
+            store.root(),
+            id,
+            &plan.image_dir,
+            &bundle.rootfs,
+            (dir, &at),
+        )?;
+        crate::rootfs::make_mount_points(&at, &bundle.dir, mounts)?;
+        return Ok((None, Some(root)));
+    }
+    // The baseline for later rootfs diffs is the restore bundle's rootfs as it was, so a
+    // later checkpoint carries these changes on.
+    if let Some(b) = Baseline::for_spec(spec, &bundle.rootfs)? {
+        b.save(dir)?;
+    }
+    let diff = crate::rootfs::diff::apply(&plan.image_dir, &bundle.rootfs)?;
+    if let Some(d) = &diff {
+        tracing::info!(changed = d.changed, deleted = d.deleted, rootfs = %bundle.rootfs.display(), "rootfs changes applied");
+    }
+    crate::rootfs::make_mount_points(&bundle.rootfs, &bundle.dir, mounts)?;
+    Ok((diff, None))
 }
 
 /// One CRIU process answers VERSION (kept open) and then the restore, from inside the new
 /// cgroup (CRIU restores into `cg_root`, as runc has it), watched by a [`Watchdog`]. The
 /// restored pid is recorded (with its start time) before CRIU resumes the tree.
 fn run_criu(made: &mut Made, plan: &mut Plan, opts: &RestoreOpts) -> Result<()> {
-    let criu_root = private_root(&plan.bundle.rootfs, &made.dir.join(CRIU_ROOT))?;
+    // A clone's overlay was mounted with its rootfs.
+    let criu_root = match made.clone_root.as_mut().and_then(|r| r.root.take()) {
+        Some(root) => root,
+        None => private_root(&plan.bundle.rootfs, &made.dir.join(CRIU_ROOT))?,
+    };
     let mut request = restore_options(made, plan, &criu_root.0, opts)?;
     let mut seen_pid = None;
     let resp = {
         let mut handler = notifications(made, plan, &mut seen_pid);
+        let merging = match &opts.clone {
+            Some(c) if c.merge_memory => Some(MergeMemory::start().ctx(|| {
+                "mark the clone's memory mergeable (PR_SET_MEMORY_MERGE, Linux 6.4 or later)".into()
+            })?),
+            _ => None,
+        };
         let mut session = opts.settings.criu.session(Some(&mut request))?;
+        drop(merging);
         let version = session.require_supported()?;
         check_criu_version(
             &plan.record.criu_version,

@@ -56,6 +56,9 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
     // Out of the way in one step, then removed: an lcr killed while removing leaves no
     // half-removed container (a state dir without its state), only a directory whose name
     // is no container id, which the next create sweeps.
+    if let (Some(key), Some(root)) = (&c.state.snapshot_layer, c.dir().parent()) {
+        crate::rootfs::snapshot_layer::Layers::in_root(root).release(key, c.id())?;
+    }
     let trash = c.dir().with_file_name(super::store::trash_name(c.id()));
     std::fs::rename(c.dir(), &trash).map_err(|e| Error::Io {
         context: format!("rename {} to {}", c.dir().display(), trash.display()),

@@ -122,6 +122,10 @@ pub struct State {
     /// Set once restored from a checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<PathBuf>,
+    /// A clone's shared layer of the checkpoint's rootfs changes (its key under the state
+    /// root's `layers/`), released when the clone is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_layer: Option<String>,
 }
 
 /// The state as the OCI runtime spec (and `runc state`) prints it.
@@ -162,6 +166,7 @@ impl State {
             cgroup_path: cgroup_path.to_string(),
             owner: "root".into(),
             restored_from,
+            snapshot_layer: None,
         }
     }
 

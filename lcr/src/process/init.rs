@@ -62,6 +62,9 @@ pub fn run(ch: &Channel, ctx: &InitContext) -> Result<Infallible> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         std::fs::write("/proc/sys/kernel/domainname", d).ctx(|| format!("domainname {d}"))?;
     }
+    if has_new_ns(spec, LinuxNamespaceType::Network) {
+        super::loopback::up()?;
+    }
     let state_json = await_hooks(ch, ctx)?;
     hooks::run(Kind::CreateContainer, spec.hooks().as_ref(), &state_json)?;
     if !new_mnt {

@@ -10,6 +10,7 @@
 pub mod console;
 mod finalize;
 pub mod init;
+mod loopback;
 pub mod namespaces;
 
 mod spawn;

@@ -116,6 +116,13 @@ fn walk(
             } else {
                 format!("{rel}/{name}")
             };
+            // A socket file is no content: tar cannot hold one, and CRIU binds a restored
+            // unix socket at its path anew (as podman's diff leaves them out, so does this).
+            if e.file_type()
+                .is_ok_and(|t| std::os::unix::fs::FileTypeExt::is_socket(&t))
+            {
+                continue;
+            }
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let md = if stat_all || is_dir {
                 e.path().symlink_metadata().ok()
@@ -315,7 +322,7 @@ pub fn apply(image_dir: &Path, rootfs: &Path) -> Result<Option<Applied>> {
 }
 
 /// The paths the checkpoint's rootfs no longer had (none when it lists none).
-fn deleted_files(image_dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn deleted_files(image_dir: &Path) -> Result<Vec<String>> {
     match std::fs::read(image_dir.join(DELETED_FILES)) {
         Ok(text) => serde_json::from_slice(&text).map_err(|e| Error::Config {
             file: image_dir.join(DELETED_FILES),
@@ -346,7 +353,7 @@ fn staged_entries(dir: &Path, prefix: &str, out: &mut Vec<(String, bool)>) -> Re
 
 /// `rel` is a plain relative path whose directory, resolved now, lies inside `root` (a
 /// symlink in the rootfs must not lead a change onto the host).
-fn check_inside(root: &Path, rel: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_inside(root: &Path, rel: &str) -> std::result::Result<(), String> {
     if rel.is_empty()
         || rel.starts_with('/')
         || rel

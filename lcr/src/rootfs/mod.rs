@@ -8,6 +8,7 @@ mod mounts;
 mod paths;
 mod pivot;
 mod resolve;
+pub mod snapshot_layer;
 
 pub use devices::{create_dev_symlinks, create_devices};
 pub use flags::{parse_options, MountOptions, KNOWN_OPTIONS};
