@@ -439,6 +439,136 @@ fn python_clones_answer_from_the_snapshot_memory() {
     }
 }
 
+/// The memory the clone `id` of `c` uses (its cgroup's usage), in MiB.
+fn memory_mib(c: &Ctr, id: &str) -> u64 {
+    let path = format!("{}/{id}", c.cgroup);
+    let file = if cgroup_v2() {
+        format!("/sys/fs/cgroup/{path}/memory.current")
+    } else {
+        format!("/sys/fs/cgroup/memory/{path}/memory.usage_in_bytes")
+    };
+    read(file).trim().parse::<u64>().unwrap_or(0) >> 20
+}
+
+fn ksm(name: &str) -> u64 {
+    read(format!("/sys/kernel/mm/ksm/{name}"))
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// 8 clones of a service holding 256 MiB (random, so only clones share it): their memory
+/// without `--merge-memory`, then with it and KSM running (turned on for the test, put
+/// back after), where they use clearly less than 8 times one.
+fn merged_clones_share_the_memory_they_have_alike() {
+    if !Path::new("/sys/kernel/mm/ksm/run").exists() {
+        lcr_test_harness::skip("no KSM in this kernel");
+        return;
+    }
+    let hold = "import os, time\ndata = os.urandom(256 << 20)\nopen('/tmp/ready', 'w').close()\ntime.sleep(1e9)\n";
+    let Some(c) = service(
+        "clone-ksm",
+        serde_json::json!(["python3", "-c", hold]),
+        (0, 0),
+    ) else {
+        return;
+    };
+    wait_until("the memory to be filled", || {
+        c.lcr(&["exec", &c.id, "test", "-e", "/tmp/ready"])
+            .status
+            .success()
+    });
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &[]));
+    let run = |tag: &str, extra: &[&str]| -> (Vec<String>, Clones) {
+        let ids: Vec<String> = (0..8).map(|i| format!("{}-{tag}{i}", c.id)).collect();
+        let clones = Clones(&c, ids.clone());
+        for id in &ids {
+            let mut a = vec!["restore", "-d", "--clone"];
+            a.extend_from_slice(extra);
+            a.extend([
+                "--bundle",
+                c.bundle.to_str().unwrap(),
+                "--image-path",
+                img.to_str().unwrap(),
+                id,
+            ]);
+            assert_success(&c.lcr(&a));
+        }
+        (ids, clones)
+    };
+    let total = |ids: &[String]| -> u64 { ids.iter().map(|id| memory_mib(&c, id)).sum() };
+    let (ids, clones) = run("plain", &[]);
+    let one = memory_mib(&c, &ids[0]);
+    let unmerged = total(&ids);
+    drop(clones);
+    // KSM, fast for the test; every setting put back when dropped (after the clones).
+    let _ksm = [
+        ("pages_to_scan", "20000"),
+        ("sleep_millisecs", "0"),
+        ("run", "1"),
+    ]
+    .map(|(f, v)| Sysctl::set_file(PathBuf::from("/sys/kernel/mm/ksm").join(f), v));
+    let (ids, _clones) = run("merged", &["--merge-memory"]);
+    for id in &ids {
+        let pid = serde_json::from_slice::<serde_json::Value>(&c.lcr(&["state", id]).stdout)
+            .unwrap()["pid"]
+            .clone();
+        let stat = read(format!("/proc/{pid}/ksm_stat"));
+        assert!(
+            stat.contains("ksm_merge_any: yes"),
+            "{id}: not mergeable: {stat}"
+        );
+    }
+    // 7 clones' copies of the 64k pages can go.
+    let want = 7 * 65536 * 8 / 10;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while ksm("pages_sharing") < want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let merged = total(&ids);
+    eprintln!(
+        "8 clones of a 256 MiB service: one uses {one} MiB; 8 unmerged {unmerged} MiB, merged {merged} MiB (KSM pages_sharing {}, pages_shared {})",
+        ksm("pages_sharing"),
+        ksm("pages_shared")
+    );
+    assert!(
+        merged * 2 < unmerged,
+        "merged {merged} MiB against {unmerged} MiB unmerged"
+    );
+    assert!(
+        merged < 3 * one.max(256),
+        "merged {merged} MiB: more than 3 clones' worth"
+    );
+}
+
+/// The worked example for CI (examples/snapshot-testing/redis-tests.sh) passes: every case
+/// in a clone of one warm snapshot.
+fn the_snapshot_testing_example_passes() {
+    let Some(rootfs) = services_rootfs() else {
+        return;
+    };
+    if prerequisites().is_none() || !criu_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot-testing/redis-tests.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&rootfs)
+        .env("LCR", lcr_bin())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("ok 4 - ") && !text.contains("not ok"),
+        "{text}"
+    );
+}
+
 /// Asks redis on this namespace's loopback for PING over a plain socket.
 const PING_6379: &str = "import socket\ns = socket.create_connection(('127.0.0.1', 6379), 5)\n\
      s.sendall(b'PING\\r\\n')\nprint(s.recv(64).decode().strip())";
@@ -448,4 +578,6 @@ lcr_test_harness::tests!(
     redis_clones_answer_with_the_snapshot_data_and_keep_their_writes_apart,
     postgres_clones_answer_with_the_fixtures_and_keep_their_writes_apart,
     python_clones_answer_from_the_snapshot_memory,
+    merged_clones_share_the_memory_they_have_alike,
+    the_snapshot_testing_example_passes,
 );

@@ -506,7 +506,12 @@ pub struct Sysctl {
 impl Sysctl {
     /// Sets `name` (e.g. `fs.pipe-max-size`) to `value`.
     pub fn set(name: &str, value: &str) -> Self {
-        let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+        Self::set_file(Path::new("/proc/sys").join(name.replace('.', "/")), value)
+    }
+
+    /// Sets the kernel setting in file `path` (e.g. under /sys/kernel/mm/ksm) to `value`.
+    pub fn set_file(path: PathBuf, value: &str) -> Self {
+        let name = path.display().to_string();
         let old = read(&path);
         std::fs::write(&path, value).unwrap_or_else(|e| panic!("set {name}={value}: {e}"));
         Self { path, old }
