@@ -779,7 +779,61 @@ fn the_network_is_locked_only_where_a_socket_could_tell() {
     r.ok(&["delete", "--force", &r.id]);
 }
 
+/// A container in a user namespace has the host's device nodes bound in (it may not make
+/// them): they are dumped as external mounts, and the checkpoint succeeds.
+fn a_container_in_a_user_namespace_is_checkpointed_with_its_device_binds() {
+    let Some(c) = Ctr::new("cr-userns") else {
+        return;
+    };
+    if !criu_ready() {
+        return;
+    }
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(c.bundle.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    c.edit(|v| {
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let keep: Vec<serde_json::Value> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                !["/sys", "/sys/fs/cgroup", "/dev/mqueue"]
+                    .contains(&m["destination"].as_str().unwrap())
+            })
+            .cloned()
+            .collect();
+        v["mounts"] = json!(keep);
+    });
+    c.args("while :; do sleep 0.05; done");
+    c.run_detached();
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &[]));
+    let record: serde_json::Value =
+        serde_json::from_str(&read(img.join("lcr-checkpoint.json"))).unwrap();
+    let devices: Vec<&str> = record["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "device")
+        .filter_map(|m| m["destination"].as_str())
+        .collect();
+    assert!(
+        devices.contains(&"/dev/tty") && devices.contains(&"/dev/null"),
+        "{devices:?}"
+    );
+}
+
 lcr_test_harness::tests!(
+    a_container_in_a_user_namespace_is_checkpointed_with_its_device_binds,
     a_restored_container_counts_on_under_a_new_id_and_cgroup,
     leave_running_keeps_the_container_and_two_restores_run_side_by_side,
     a_bind_mount_is_remapped_to_the_restore_bundles_source,

@@ -163,6 +163,52 @@ fn clones_of_one_checkpoint_run_at_once_each_with_a_rootfs_of_its_own() {
     );
 }
 
+/// The restore bundle's hooks run for each clone with that clone's state (its id, its pid):
+/// how a service learns it was cloned.
+fn each_clone_runs_the_bundles_hooks_with_its_own_state() {
+    let Some(c) = Ctr::new("clone-hooks") else {
+        return;
+    };
+    if !criu_ready() {
+        return;
+    }
+    c.args("while :; do sleep 0.05; done");
+    c.run_detached();
+    let img = c.tmp.path().join("img");
+    assert_success(&checkpoint(&c, &img, &[]));
+    let log = c.tmp.path().join("hooks.log");
+    let hook = |kind: &str| {
+        serde_json::json!([{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat >> {0}; echo ' {kind}' >> {0}", log.display())]
+        }])
+    };
+    c.edit(|v| {
+        v["hooks"] = serde_json::json!({
+            "createRuntime": hook("createRuntime"),
+            "poststart": hook("poststart"),
+        });
+    });
+    let ids: Vec<String> = (0..2).map(|i| format!("{}-{i}", c.id)).collect();
+    let _clones = Clones(&c, ids.clone());
+    clone_all(&c, &img, &ids);
+    let text = read(&log);
+    for id in &ids {
+        let st: serde_json::Value = serde_json::from_slice(&c.lcr(&["state", id]).stdout).unwrap();
+        for kind in ["createRuntime", "poststart"] {
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.ends_with(&format!(" {kind}")) && l.contains(&format!("\"id\":\"{id}\""))
+                })
+                .unwrap_or_else(|| panic!("no {kind} hook for {id}: {text}"));
+            let state: serde_json::Value =
+                serde_json::from_str(line.trim_end_matches(&format!(" {kind}"))).unwrap();
+            assert_eq!(state["pid"], st["pid"], "{kind} of {id}");
+        }
+    }
+}
+
 /// Clones that a failing test leaves are deleted (their cgroups go with `Ctr`'s, below it).
 struct Clones<'a>(&'a Ctr, Vec<String>);
 
@@ -580,4 +626,5 @@ lcr_test_harness::tests!(
     python_clones_answer_from_the_snapshot_memory,
     merged_clones_share_the_memory_they_have_alike,
     the_snapshot_testing_example_passes,
+    each_clone_runs_the_bundles_hooks_with_its_own_state,
 );

@@ -172,8 +172,9 @@ pub enum Error {
     #[error("{error}\n  hint: {hint}")]
     CriuHint { error: criurpc::Error, hint: String },
 
-    /// A failure whose CRIU log outlives the temporary images it was written among.
-    #[error("{error}\n  CRIU's log is kept at {} (the temporary images are removed)", log.display())]
+    /// A failure whose CRIU log outlives the temporary directory it was written in (the
+    /// images of an export or import, a clone's work directory).
+    #[error("{error}\n  CRIU's log is kept at {} (its temporary directory is removed)", log.display())]
     LogKept { error: Box<Error>, log: PathBuf },
 
     #[error("{what}: did not finish within {} s", within.as_secs())]

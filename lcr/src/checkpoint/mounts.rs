@@ -1,5 +1,6 @@
 //! Mounts CRIU cannot recreate from the container's own mount namespace: bind mounts of host
-//! paths, the cgroup binds, /dev/null over masked files, /dev/console. They are dumped as
+//! paths, the cgroup binds, /dev/null over masked files, host device nodes bound into a
+//! container in a user namespace. They are dumped as
 //! external, keyed by their destination, so a restore can point each at a new host source —
 //! that is the mount remapping.
 
@@ -60,6 +61,28 @@ pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup_path: &str) -> Vec<Ext
             });
         }
     }
+    // A container in a user namespace has the host's device nodes bound in (`present_in`
+    // keeps them only where they are mounts).
+    let extra = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    let devices = crate::rootfs::devices::DEFAULTS
+        .iter()
+        .map(|(p, _, _)| PathBuf::from(p))
+        .chain(extra.iter().map(|d| d.path().clone()));
+    for path in devices {
+        if out.iter().any(|m| m.destination == path) {
+            continue;
+        }
+        out.push(ExternalMount {
+            source: path.clone(),
+            destination: path,
+            kind: MountKind::Device,
+            hierarchy: None,
+        });
+    }
     // /dev/console is a bind of the container's own devpts slave: CRIU restores it itself.
     out
 }
@@ -97,5 +120,6 @@ pub fn restore_source(
             Some(hier.join(cgroup.path().trim_start_matches('/')))
         }
         MountKind::Masked => Some(PathBuf::from("/dev/null")),
+        MountKind::Device => Some(m.source.clone()),
     }
 }

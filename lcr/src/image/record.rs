@@ -133,6 +133,9 @@ pub enum MountKind {
     Cgroup,
     /// /dev/null over a masked file.
     Masked,
+    /// A host device node bound in (a container in a user namespace may not make one): the
+    /// same node on the restoring host.
+    Device,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use crate::error::Context;
 use crate::Result;
 
 /// The devices every container gets (OCI runtime spec, "Default Devices").
-const DEFAULTS: &[(&str, u64, u64)] = &[
+pub(crate) const DEFAULTS: &[(&str, u64, u64)] = &[
     ("/dev/null", 1, 3),
     ("/dev/zero", 1, 5),
     ("/dev/full", 1, 7),

@@ -1,7 +1,7 @@
 //! The container's root filesystem, set up inside its mount namespace by the init process:
 //! mounts, device nodes, pivot_root, masked and readonly paths.
 
-mod devices;
+pub(crate) mod devices;
 pub mod diff;
 mod flags;
 mod mounts;
