@@ -788,31 +788,7 @@ fn a_container_in_a_user_namespace_is_checkpointed_with_its_device_binds() {
     if !criu_ready() {
         return;
     }
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(c.bundle.join("rootfs"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    c.edit(|v| {
-        v["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        let keep: Vec<serde_json::Value> = v["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| {
-                !["/sys", "/sys/fs/cgroup", "/dev/mqueue"]
-                    .contains(&m["destination"].as_str().unwrap())
-            })
-            .cloned()
-            .collect();
-        v["mounts"] = json!(keep);
-    });
+    c.in_user_namespace();
     c.args("while :; do sleep 0.05; done");
     c.run_detached();
     let img = c.tmp.path().join("img");

@@ -176,11 +176,14 @@ fn each_clone_runs_the_bundles_hooks_with_its_own_state() {
     c.run_detached();
     let img = c.tmp.path().join("img");
     assert_success(&checkpoint(&c, &img, &[]));
-    let log = c.tmp.path().join("hooks.log");
+    // Each hook run writes the state it was given into a file of its own (clones restore at
+    // once: their hooks run side by side).
+    let dir = c.tmp.path().join("hooks");
+    std::fs::create_dir(&dir).unwrap();
     let hook = |kind: &str| {
         serde_json::json!([{
             "path": "/bin/sh",
-            "args": ["sh", "-c", format!("cat >> {0}; echo ' {kind}' >> {0}", log.display())]
+            "args": ["sh", "-c", format!("cat > {}/{kind}-$$", dir.display())]
         }])
     };
     c.edit(|v| {
@@ -192,18 +195,22 @@ fn each_clone_runs_the_bundles_hooks_with_its_own_state() {
     let ids: Vec<String> = (0..2).map(|i| format!("{}-{i}", c.id)).collect();
     let _clones = Clones(&c, ids.clone());
     clone_all(&c, &img, &ids);
-    let text = read(&log);
+    let runs: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let kind = name.split('-').next().unwrap_or_default().to_string();
+            (kind, serde_json::from_str(&read(e.path())).unwrap())
+        })
+        .collect();
     for id in &ids {
         let st: serde_json::Value = serde_json::from_slice(&c.lcr(&["state", id]).stdout).unwrap();
         for kind in ["createRuntime", "poststart"] {
-            let line = text
-                .lines()
-                .find(|l| {
-                    l.ends_with(&format!(" {kind}")) && l.contains(&format!("\"id\":\"{id}\""))
-                })
-                .unwrap_or_else(|| panic!("no {kind} hook for {id}: {text}"));
-            let state: serde_json::Value =
-                serde_json::from_str(line.trim_end_matches(&format!(" {kind}"))).unwrap();
+            let (_, state) = runs
+                .iter()
+                .find(|(k, s)| k == kind && s["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("no {kind} hook for {id}: {runs:?}"));
             assert_eq!(state["pid"], st["pid"], "{kind} of {id}");
         }
     }

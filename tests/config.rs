@@ -175,35 +175,9 @@ fn the_device_cgroup_denies_devices_outside_the_rules() {
 
 fn a_user_namespace_maps_root_to_an_unprivileged_host_uid() {
     let Some(c) = Ctr::new("userns") else { return };
-    // The rootfs must be owned by the mapped root for the container to use it.
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(c.bundle.join("rootfs"))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    c.in_user_namespace();
     let host = c.host_dir();
     std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    c.edit(|v| {
-        v["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        // sysfs and the cgroup mount need the host's user namespace; mqueue and devpts gid=5 too.
-        let mounts: Vec<serde_json::Value> = v["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| {
-                !["/sys", "/sys/fs/cgroup", "/dev/mqueue"]
-                    .contains(&m["destination"].as_str().unwrap())
-            })
-            .cloned()
-            .collect();
-        v["mounts"] = json!(mounts);
-    });
     c.args("id -u > /host/uid; cat /proc/self/uid_map > /host/map; touch /host/made; sleep 30");
     c.run_detached();
     let pid = c.pid();

@@ -286,6 +286,39 @@ impl Ctr {
         self.lcr(&self.restore_args(img, &[]))
     }
 
+    /// Puts the container in a user namespace of its own, root mapped to host uid and gid
+    /// 100000 (65536 ids); its rootfs owned by that root, and without the mounts that need
+    /// the host's user namespace (sysfs, the cgroup mount, mqueue).
+    pub fn in_user_namespace(&self) {
+        let st = Command::new("chown")
+            .args(["-R", "100000:100000"])
+            .arg(self.bundle.join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.edit(|v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            let mounts: Vec<Value> = v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| {
+                    !["/sys", "/sys/fs/cgroup", "/dev/mqueue"]
+                        .contains(&m["destination"].as_str().unwrap())
+                })
+                .cloned()
+                .collect();
+            v["mounts"] = json!(mounts);
+        });
+    }
+
     /// Makes the container join `ns` (by its /run/netns path) instead of a new network namespace.
     pub fn join_netns(&self, ns: &NetNs) {
         let path = ns.path.clone();
