@@ -96,6 +96,9 @@ fn child_error(reason: String) -> Error {
 }
 
 fn stage_one(ch: Channel, plan: &Plan, child: impl FnOnce(&Channel) -> Result<Infallible>) -> ! {
+    // Held open until `Child(pid)` is sent (stage one then exits): the child, which shares
+    // the channel, speaks only after that, so the parent reads the messages in their order.
+    let mut release = None;
     let r = (|| -> Result<i32> {
         plan.enter_user()?;
         ch.send(&Msg::StageReady)?;
@@ -104,20 +107,43 @@ fn stage_one(ch: Channel, plan: &Plan, child: impl FnOnce(&Channel) -> Result<In
             _ => return Err(child_error("parent gave up".into())),
         }
         plan.enter_rest()?;
+        let (released, hold) = nix::unistd::pipe().ctx(|| "pipe".into())?;
         // SAFETY: still single-threaded; the child ends in exec or _exit.
         match unsafe { fork() }.ctx(|| "fork".into())? {
-            ForkResult::Child => child_main(&ch, child),
-            ForkResult::Parent { child } => Ok(child.as_raw()),
+            ForkResult::Child => {
+                drop(hold);
+                wait_for_eof(released);
+                child_main(&ch, child)
+            }
+            ForkResult::Parent { child } => {
+                release = Some(hold);
+                Ok(child.as_raw())
+            }
         }
     })();
     match r {
         Ok(pid) => {
             let _ = ch.send(&Msg::Child(pid));
+            drop(release);
             exit(0)
         }
         Err(e) => {
             let _ = ch.send(&Msg::Failed(e.to_string()));
             exit(1)
+        }
+    }
+}
+
+/// Blocks until every writer of `fd` has closed it.
+fn wait_for_eof(fd: std::os::fd::OwnedFd) {
+    let mut f = std::fs::File::from(fd);
+    let mut buf = [0u8; 1];
+    loop {
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
         }
     }
 }
