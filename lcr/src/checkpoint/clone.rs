@@ -57,22 +57,25 @@ impl Drop for TakenLayer {
     }
 }
 
-/// Mounts clone `id`'s overlay at `<dir>/criu-root`: the layer of the checkpoint's rootfs
-/// changes in `image_dir` (if any) over `rootfs`, writes into `<dir>/upper`.
+/// Mounts clone `id`'s overlay at `<dir>/criu-root`: the layer `layer_key` of the
+/// checkpoint's rootfs changes in `image_dir` (if it has any) over `rootfs`, writes into
+/// `<dir>/upper`.
 pub(super) fn mount_root(
-    store_root: &Path,
-    id: &str,
-    image_dir: &Path,
+    (store_root, id): (&Path, &str),
+    (image_dir, layer_key): (&Path, Option<&str>),
     rootfs: &Path,
     (dir, at): (&Path, &Path),
 ) -> Result<CloneRoot> {
     let layers = Layers::in_root(store_root);
-    let layer = layers.take(image_dir, id)?.map(|layer| TakenLayer {
-        layers,
-        layer,
-        id: id.to_string(),
-        kept: false,
-    });
+    let layer = match layer_key {
+        Some(key) => Some(TakenLayer {
+            layer: layers.take(image_dir, key, id)?,
+            layers,
+            id: id.to_string(),
+            kept: false,
+        }),
+        None => None,
+    };
     let mut lowers: Vec<PathBuf> = layer.iter().map(|l| l.layer.path.clone()).collect();
     lowers.push(rootfs.to_path_buf());
     let root = overlay_root(&lowers, &dir.join("upper"), &dir.join("overlay-work"), at)?;

@@ -30,6 +30,7 @@ use crate::image::Input;
 use crate::process::become_subreaper;
 use crate::procfs;
 use crate::rootfs::diff::{Applied, Baseline};
+use crate::rootfs::snapshot_layer::Layers;
 use crate::spec::Bundle;
 use crate::{Error, Result};
 
@@ -336,18 +337,19 @@ fn make(store: &Store, id: &str, plan: &Plan, opts: &RestoreOpts) -> Result<Made
         .clone()
         .unwrap_or_else(|| plan.image_dir.clone());
     let mut state = State::new(id, bundle, &cgroup_path, Some(origin));
+    // A clone's layer is named in its record before it is taken: `lcr delete` releases it.
+    if opts.clone.is_some() {
+        state.snapshot_layer = Layers::key_of(&plan.image_dir)?;
+    }
     let (dir, lock) = store.create(id)?;
     let rollback = Rollback::new(dir.clone());
-    let (diff, clone_root) = make_rootfs(store, (id, &dir), plan, opts)?;
-    state.snapshot_layer = clone_root
-        .as_ref()
-        .and_then(|r| r.layer.as_ref())
-        .map(|l| l.layer.key.clone());
-    // Recorded before the cgroup: from here on a killed restore leaves a container `lcr
-    // delete` knows.
+    // Recorded before the rootfs changes: from here on a killed restore leaves a container
+    // `lcr delete` knows.
     write_json(&dir.join(CONFIG_FILE), spec)?;
     let state_file = dir.join(STATE_FILE);
     write_json(&state_file, &state)?;
+    let layer = state.snapshot_layer.as_deref();
+    let (diff, clone_root) = make_rootfs(store, (id, &dir), plan, opts, layer)?;
     let cgroup = Cgroup::create(&cgroup_path, linux.and_then(|l| l.resources().as_ref()))?;
     let mut made = Made {
         clone_root,
@@ -382,15 +384,15 @@ fn make_rootfs(
     (id, dir): (&str, &Path),
     plan: &Plan,
     opts: &RestoreOpts,
+    layer: Option<&str>,
 ) -> Result<(Option<Applied>, Option<CloneRoot>)> {
     let (bundle, spec) = (&plan.bundle, &plan.bundle.spec);
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     if opts.clone.is_some() {
         let at = dir.join(CRIU_ROOT);
         let root = clone::mount_root(
-            store.root(),
-            id,
-            &plan.image_dir,
+            (store.root(), id),
+            (&plan.image_dir, layer),
             &bundle.rootfs,
             (dir, &at),
         )?;

@@ -36,13 +36,19 @@ impl Layers {
         }
     }
 
-    /// The layer of the rootfs changes in `image_dir`, taken for clone `id` (made if no
-    /// clone has it yet); `None` when the checkpoint carries no changes.
-    pub fn take(&self, image_dir: &Path, id: &str) -> Result<Option<Layer>> {
+    /// The key of the layer of the rootfs changes in `image_dir`; `None` when the checkpoint
+    /// carries no changes.
+    pub fn key_of(image_dir: &Path) -> Result<Option<String>> {
         if !image_dir.join(ROOTFS_DIFF).exists() {
             return Ok(None);
         }
-        let key = key_of(image_dir)?;
+        key_of(image_dir).map(Some)
+    }
+
+    /// The layer `key` (see [`Layers::key_of`]) of the rootfs changes in `image_dir`, taken
+    /// for clone `id` (made if no clone has it yet).
+    pub fn take(&self, image_dir: &Path, key: &str, id: &str) -> Result<Layer> {
+        let key = key.to_string();
         let _lock = self.lock()?;
         let path = self.dir.join(&key);
         if !path.is_dir() {
@@ -62,7 +68,7 @@ impl Layers {
         let users = self.users(&key);
         std::fs::create_dir_all(&users).ctx(|| format!("create {}", users.display()))?;
         File::create(users.join(id)).ctx(|| format!("create {}", users.join(id).display()))?;
-        Ok(Some(Layer { key, path }))
+        Ok(Layer { key, path })
     }
 
     /// Clone `id` no longer uses layer `key`; the last one out removes it.
