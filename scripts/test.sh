@@ -18,7 +18,10 @@ export LCR_SERVICES_ROOTFS=${LCR_SERVICES_ROOTFS:-/var/cache/lcr/rootfs-services
 # Integration tests share host resources (cgroups, CRIU): one test binary at a time.
 cargo test --workspace -q -- --test-threads=1 2>&1 | tee /tmp/lcr-test.log
 # The second kernel (Debian 6.1 under qemu: cgroup v2, soft-dirty, userfaultfd) for what this
-# one cannot show; LCR_SKIP_KERNEL_LANE=1 leaves it out (e.g. while iterating on host tests).
+# one cannot show, then two guests at once (6.1 and 6.12, each its own root) for migration
+# between real kernels; LCR_SKIP_KERNEL_LANE=1 leaves both out (e.g. while iterating on host
+# tests).
 if [ "${LCR_SKIP_KERNEL_LANE:-0}" != 1 ]; then
   bash "$TOP/scripts/kernel-lane/all.sh"
+  bash "$TOP/scripts/kernel-lane/two-guests/all.sh"
 fi

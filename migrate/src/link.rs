@@ -25,6 +25,13 @@ pub enum Incoming {
 
 type Sink = Arc<Mutex<Option<UnixStream>>>;
 
+/// See [`Link::failure_seen_there`].
+#[derive(Debug)]
+pub enum SeenThere {
+    Refused(String),
+    Ended,
+}
+
 /// How long the other side may say nothing before the migration is given up: every phase
 /// but the restore (see [`RESTORE_LIMIT`]) answers within it.
 pub const QUIET_LIMIT: Duration = Duration::from_secs(120);
@@ -157,17 +164,23 @@ impl Link {
         }
     }
 
-    /// The other side's refusal, if one arrives within `wait` (other messages meanwhile are
-    /// dropped): after a local failure that the other side may explain better (its disk
-    /// filled, its page server failed).
-    pub fn refusal_within(&self, wait: Duration) -> Option<String> {
+    /// What the other side says within `wait` (other messages meanwhile are dropped) after a
+    /// local failure that it may explain better: its refusal (its disk filled, its page
+    /// server failed), or the connection's end (the link went dead, the receiver was killed).
+    pub fn failure_seen_there(&self, wait: Duration) -> Option<SeenThere> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
             match self.incoming.recv_timeout(left) {
-                Ok(Ok(Incoming::Message(Message::Refused { reason }))) => return Some(reason),
+                Ok(Ok(Incoming::Message(Message::Refused { reason }))) => {
+                    return Some(SeenThere::Refused(reason))
+                }
                 Ok(Ok(_)) => continue,
-                _ => return None,
+                Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => return Some(SeenThere::Ended),
+                Err(RecvTimeoutError::Timeout) if self.ended.load(Ordering::Relaxed) => {
+                    return Some(SeenThere::Ended)
+                }
+                Err(RecvTimeoutError::Timeout) => return None,
             }
         }
     }

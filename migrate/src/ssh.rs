@@ -57,6 +57,11 @@ fn quote(word: &str) -> Result<String> {
     })
 }
 
+/// A link that goes dead (a cable, a firewall dropping the flow) leaves TCP silent, not
+/// closed: ssh's keepalives end the session within 30 s, where lcr's own silence limit
+/// would wait minutes. Answered by the remote sshd, so a long restore is no silence.
+const KEEPALIVE: [&str; 2] = ["ServerAliveInterval=10", "ServerAliveCountMax=3"];
+
 /// How ssh is run: which program (`--ssh`) and the `-o` options the user added.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ssh {
@@ -74,7 +79,7 @@ impl Default for Ssh {
 }
 
 impl Ssh {
-    /// `ssh -T -o BatchMode=yes [-p PORT] [-o OPT]… -- [user@]host 'remote command'`, with
+    /// `ssh -T -o BatchMode=yes [-p PORT] [-o OPT]… [keepalives] -- [user@]host 'remote command'`, with
     /// stdin and stdout piped (the protocol's channel) and stderr piped (ssh's own errors,
     /// quoted when the connection fails).
     pub fn command(&self, dest: &Destination, remote: &RemoteCommand) -> Result<Command> {
@@ -91,6 +96,10 @@ impl Ssh {
                     reason: "an -o option is one `Key=value` line".into(),
                 });
             }
+            cmd.arg("-o").arg(o);
+        }
+        // ssh takes an option's first value: the user's -o above win over these.
+        for o in KEEPALIVE {
             cmd.arg("-o").arg(o);
         }
         cmd.arg("--").arg(dest.target()).arg(remote.shell_line()?);
@@ -141,6 +150,10 @@ mod tests {
                 "2222",
                 "-o",
                 "StrictHostKeyChecking=yes",
+                "-o",
+                "ServerAliveInterval=10",
+                "-o",
+                "ServerAliveCountMax=3",
                 "--",
                 "root@10.0.0.2",
                 "lcr 'x y'"

@@ -2,24 +2,9 @@
 # Runs inside the guest (Debian 6.1 kernel, cgroup v2 at /sys/fs/cgroup, soft-dirty, userfaultfd):
 # lcr itself on cgroup v2, checkpoint/restore with v2 limits under a new id, pre-copy with
 # pre-dumps, a checkpoint archive exported and imported, and a lazy (post-copy) restore. One PASS/FAIL line per test in $OUT/results.txt.
-export PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin
-OUT=${OUT:-/tmp}; RES=$OUT/results.txt; : > "$RES"
-LOGS=$OUT/logs; rm -rf "$LOGS"; mkdir -p "$LOGS"
-CG=/sys/fs/cgroup
-fails=0
-up() { cut -d' ' -f1 /proc/uptime; }
-res() { echo "$*" | tee -a "$RES"; }
-begin() { T=$1; T0=$(up); echo "=== $T"; }
-took() { echo "$(up) $T0" | awk '{printf "%.2fs", $1-$2}'; }
-pass() { res "PASS $T ($(took))${1:+: $1}"; }
-fail() { res "FAIL $T: $*"; fails=$((fails+1)); }
-waitfor() { i=0; while [ $i -lt "${2:-100}" ]; do eval "$1" && return 0; sleep 0.1; i=$((i+1)); done; return 1; }
-num() { cat "$1" 2>/dev/null || echo 0; }
+. /guest-lib.sh
 tick() { tail -1 /out-b/ticks 2>/dev/null | awk '{print $2+0}'; }
 kib() { du -ck "$1"/pages-*.img 2>/dev/null | tail -1 | cut -f1; }
-run() { # name, then the lcr arguments; stderr kept in $LOGS/name.err
-  n=$1; shift; lcr "$@" </dev/null >"$LOGS/$n.out" 2>"$LOGS/$n.err"
-}
 mkdir -p /out-a /out-b /out-c
 res "kernel $(uname -r); cgroup2 controllers: $(cat $CG/cgroup.controllers); boot-to-tests $(up)s"
 res "lcr: $(lcr --version); $(criu --version | head -1)"
@@ -157,7 +142,6 @@ two_hosts() {
 two_hosts_gone() {
   [ -n "$SSHD_PID" ] && kill $SSHD_PID 2>/dev/null; $IP netns del src 2>/dev/null; $IP netns del dst 2>/dev/null; true
 }
-field() { grep -o "\"$1\":[0-9]*" "$2" | head -1 | cut -d: -f2; }
 
 t_migrate_precopy() {
   begin "lcr migrate between two network namespaces over ssh: auto takes pre-copy, the rounds converge, the final dump is smaller than the first round, memtouch ticks on"

@@ -18,7 +18,7 @@ esac
 echo "accel=$ACCEL mem=$MEM smp=$SMP"
 t0=$(date +%s.%N)
 timeout ${TIMEOUT:-900} qemu-system-x86_64 "${A[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot \
-  -kernel $WORK/kpkg/boot/vmlinuz-$KVER -initrd $WORK/initramfs.cpio \
+  -kernel $WORK/kernels/$KVER/boot/vmlinuz-$KVER -initrd $WORK/initramfs.cpio \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 psi=1 ${*:-}" \
   -virtfs local,path=$SHARE,mount_tag=host,security_model=none,id=host \
   -nic none </dev/null 2>&1 | tee "$SHARE/console.log"

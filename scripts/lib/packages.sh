@@ -11,9 +11,10 @@ PKGS_CRIU_BUILD="build-essential pkgconf libprotobuf-c-dev protobuf-c-compiler l
 protobuf-compiler libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev
 uuid-dev libaio-dev python3-protobuf xz-utils dpkg-dev"
 
-# scripts/kernel-lane/: Debian's kernel under qemu, an initramfs with busybox, CRIU and lcr.
+# scripts/kernel-lane/: Debian's kernels under qemu (one guest, then two joined by a virtual
+# link), initramfs trees with busybox, CRIU and lcr; xz unpacks 6.12's modules.
 PKGS_KERNEL_LANE="qemu-system-x86 busybox-static kmod cpio gcc libc6-dev bc tar iproute2 iptables
-python3 openssh-server openssh-client"
+python3 openssh-server openssh-client xz-utils coreutils"
 
 # scripts/bench/: the peers measured beside lcr and the tools that time them.
 PKGS_BENCH="runc crun time gcc libc6-dev python3 zstd gzip tar openssh-server openssh-client iproute2

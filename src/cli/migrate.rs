@@ -92,7 +92,9 @@ pub struct Args {
     /// The ssh client to run.
     #[arg(long, default_value = "ssh")]
     ssh: String,
-    /// An ssh option (`-o Key=value`), passed on; may be repeated.
+    /// An ssh option (`-o Key=value`), passed on; may be repeated. lcr adds
+    /// ServerAliveInterval=10 and ServerAliveCountMax=3 (a dead link ends the migration
+    /// within 30 s) unless these set them.
     #[arg(short = 'o', action = clap::ArgAction::Append)]
     ssh_option: Vec<String>,
     #[arg(long)]

@@ -22,7 +22,7 @@ use lcr::checkpoint::{CheckpointOpts, CriuSettings, Dumped, HandOver, Hold, Imag
 use lcr::container::{Container, Store};
 use serde::Serialize;
 
-use crate::link::{Link, Sender};
+use crate::link::{Link, SeenThere, Sender};
 use crate::pending::Pending;
 use crate::rootfs_copy;
 use crate::ssh::{RemoteCommand, Ssh};
@@ -289,11 +289,17 @@ fn open_pages(req: &Request, link: &mut Link, start: Message) -> Result<UnixStre
 /// page server died): its refusal, when it comes soon, says why better than CRIU's broken
 /// pipe here.
 fn dump_failed(req: &Request, link: &Link, e: lcr::Error) -> Error {
-    match link.refusal_within(Duration::from_secs(3)) {
-        Some(reason) => Error::Refused {
+    match link.failure_seen_there(Duration::from_secs(3)) {
+        Some(SeenThere::Refused(reason)) => Error::Refused {
             host: req.dest.to_string(),
             reason: format!("{reason} (and so the dump here failed)"),
         },
+        // A Protocol error: what ssh said of the end is added to it (with_ssh_error).
+        Some(SeenThere::Ended) => Error::Protocol(format!(
+            "the connection to {} ended during the dump, which then failed here ({})",
+            req.dest,
+            e.to_string().lines().next().unwrap_or_default()
+        )),
         None => e.into(),
     }
 }
